@@ -1,0 +1,5 @@
+import sys
+
+from miad.cli import main
+
+sys.exit(main())

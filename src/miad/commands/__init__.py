@@ -1,0 +1,1 @@
+"""Sub-commands of the `miad` CLI; every public module here is discovered by `miad.cli`."""
