@@ -1,0 +1,86 @@
+"""Checkpoints are readable dicts, written atomically and loaded with `weights_only=True` (never runs code).
+
+{format, format_version, miad_version, method, config, state_dict, holdout, trained_on, history}
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from miad.errors import CheckpointError
+
+FORMAT = "miad-checkpoint"
+FORMAT_VERSION = 1  # bump when the layout changes; older files then fail with a clear message
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_torch(path: str | Path) -> Any:
+    """torch.load with weights_only=True; unreadable, truncated or tampered files raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass the model.pt written by `miad train`")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} contains objects other than tensors and plain values ({str(exc)[:120]}...); "
+            "it was not written by miad or was tampered with, and is refused"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); re-create it with `miad train`"
+        ) from None
+
+
+def save_checkpoint(det: Any, path: str | Path) -> None:
+    from miad import __version__
+
+    atomic_save({
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "miad_version": __version__,
+        "method": det.name,
+        "config": det.config.to_dict(),
+        "state_dict": det.model.state_dict(),
+        "holdout": det.holdout.to_state() if det.holdout else None,
+        "trained_on": list(det.trained_on),
+        "history": list(det.history),
+    }, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    ckpt = read_torch(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a miad checkpoint; pass a model.pt written by `miad train`")
+    version = ckpt.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version} (miad {ckpt.get('miad_version')}); this miad reads "
+            f"version {FORMAT_VERSION}: retrain with this version or install the miad that wrote it"
+        )
+    for key in ("method", "config", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} lacks '{key}'; it is damaged: re-create it with `miad train`")
+    return ckpt

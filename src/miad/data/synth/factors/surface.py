@@ -1,0 +1,73 @@
+"""Uncontrolled surface: rust, dirt, specks and weathering on the parts, plus uneven lighting on the whole view.
+
+The image's surface fraction f (drawn from [0, strength]) scales every effect: f = 0 is a clean part under even
+light. The random fields are drawn once per image and applied identically to its normal and defective
+renderings, so they change both the same way and never create a difference outside the defect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from miad.data.synth import noise
+
+RUST = np.array((138, 68, 28), np.float32)
+DIRT = np.array((72, 62, 48), np.float32)
+
+
+@dataclass(frozen=True)
+class SurfaceFields:
+    """Per-pixel weights on the canvas (all zero when the fraction is 0)."""
+
+    fraction: float
+    rust: np.ndarray  # (side, side) weight of rust colour on parts, 0..0.85
+    rust_tone: np.ndarray  # (side, side, 3) rust colour with grain
+    dirt: np.ndarray  # (side, side) darkening weight on parts
+    fade: float  # desaturation of the parts
+    light: np.ndarray  # (side, side, 3) multiplicative lighting on the whole view
+    brightness: float  # mean lighting gain, for the manifest
+
+
+def sample_surface(rng: np.random.Generator, strength: float, side: int) -> SurfaceFields:
+    f = float(rng.uniform(0.0, strength)) if strength > 0 else 0.0
+    if f == 0.0:
+        zeros = np.zeros((side, side), np.float32)
+        return SurfaceFields(0.0, zeros, np.zeros((side, side, 3), np.float32), zeros, 0.0,
+                             np.ones((side, side, 3), np.float32), 1.0)
+    n_rust = noise.smooth(rng, side, side / rng.uniform(4, 10), 4)
+    rust = np.clip((n_rust - (1.0 - 0.5 * f)) / 0.1, 0.0, 1.0) * 0.85
+    rust_tone = RUST * (1.0 + 0.35 * noise.grain(rng, side))[..., None]
+    n_dirt = noise.smooth(rng, side, side / rng.uniform(3, 8), 3)
+    specks = (noise.smooth(rng, side, 3.0, 1) > 1.0 - 0.04 * f).astype(np.float32)
+    dirt = np.clip(0.75 * f * n_dirt**2 + 0.6 * specks, 0.0, 0.9)
+    gain = 1.0 + f * rng.uniform(-0.35, 0.2)
+    light = _lighting(rng, f, side) * gain
+    return SurfaceFields(f, rust, rust_tone, dirt, 0.5 * f * rng.random(), light, float(light.mean()))
+
+
+def _lighting(rng: np.random.Generator, f: float, side: int) -> np.ndarray:
+    """A directional gradient (sun from one side, shade on the other) and a warm or cool tint."""
+    a = rng.uniform(0.0, 2 * np.pi)
+    t = np.linspace(-1.0, 1.0, side, dtype=np.float32)
+    ramp = np.cos(a) * t[None, :] + np.sin(a) * t[:, None]
+    shade = 1.0 + 0.3 * f * ramp
+    tint = 0.1 * f * rng.uniform(-1.0, 1.0)
+    colour = np.array([1.0 + tint, 1.0, 1.0 - tint], np.float32)
+    return shade[..., None] * colour
+
+
+def apply_surface(rgb: np.ndarray, obj: np.ndarray, fields: SurfaceFields) -> np.ndarray:
+    """The canvas with the surface effects applied (uint8 RGB); a pure function of its inputs."""
+    if fields.fraction == 0.0:
+        return rgb
+    img = rgb.astype(np.float32)
+    part = obj.astype(np.float32)[..., None] / 255.0
+    grey = img.mean(axis=2, keepdims=True)
+    img += (grey - img) * (fields.fade * part)
+    rust = fields.rust[..., None] * part
+    img += (fields.rust_tone - img) * rust
+    img += (DIRT - img) * (fields.dirt[..., None] * part * 0.7)
+    img *= fields.light
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,94 @@
+"""One explicit registry: method name -> Detector class (with its Config and presets).
+
+Methods register themselves with `@register` in `miad/methods/<name>/detector.py`; the sub-packages are
+imported on first use so that `import miad` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+from miad.config import apply_overrides
+from miad.errors import CheckpointError, ConfigError
+
+_METHODS: dict[str, type] = {}
+_discovered = False
+
+
+def register(cls: type) -> type:
+    """Class decorator: registers a Detector subclass under `cls.name`."""
+    for attr in ("name", "Config", "PRESETS"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"{cls.__name__} must define {attr} to be registered")
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    import miad.methods as methods
+
+    for info in pkgutil.iter_modules(methods.__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"miad.methods.{info.name}.detector")
+    _discovered = True
+
+
+def list_methods() -> list[str]:
+    _discover()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type:
+    _discover()
+    if name not in _METHODS:
+        raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(sorted(_METHODS)) or '(none)'}")
+    return _METHODS[name]
+
+
+def list_presets(name: str) -> list[str]:
+    return list(get_method(name).PRESETS)
+
+
+def make_config(name: str, preset: str = "quick", **overrides: Any) -> Any:
+    cls = get_method(name)
+    if preset not in cls.PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(cls.PRESETS)}")
+    return apply_overrides(cls.PRESETS[preset], overrides)
+
+
+def create(name: str, preset: str = "quick", *, pretrained: bool = True, **overrides: Any) -> Any:
+    """A new, unfitted detector: `create("patchcore", "paper", max_train_images=None)`."""
+    return get_method(name)(make_config(name, preset, **overrides), pretrained=pretrained)
+
+
+def load(path: str | Path, device: str = "cpu", expect_method: str | None = None) -> Any:
+    """A fitted detector from a checkpoint written by `Detector.save` (weights_only loading)."""
+    from miad.checkpoint import read_checkpoint
+    from miad.detector import HoldoutStats
+
+    ckpt = read_checkpoint(path)
+    method = ckpt["method"]
+    if expect_method is not None and method != expect_method:
+        raise CheckpointError(f"checkpoint {path} is a {method} model, expected {expect_method}")
+    cls = get_method(method)
+    try:
+        config = apply_overrides(cls.Config(), ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {path} has a config this miad cannot use ({exc})") from None
+    det = cls(config, pretrained=False)
+    try:
+        det.load_model_state(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise CheckpointError(f"checkpoint {path} does not match the {method} model ({first})") from None
+    det.holdout = HoldoutStats.from_state(ckpt["holdout"]) if ckpt.get("holdout") else None
+    det.trained_on = list(ckpt.get("trained_on", []))
+    det.history = list(ckpt.get("history", []))
+    det.fitted = True
+    return det.to(device)

@@ -1,0 +1,212 @@
+"""The one training loop for gradient methods, written out plainly.
+
+Epochs, optimiser and MultiStepLR schedule come from the method's config; AMP on CUDA; a progress bar with loss,
+images/s and ETA; validation loss on the held-out normal images only; resumable per-epoch state in `state_dir`
+(a killed run continues from its last finished epoch and ends with the same weights as an uninterrupted one:
+shuffling is seeded per epoch and the RNG states are saved with the weights).
+
+Distributed training plugs in through `miad.distributed` (sampler, gradient all-reduce, rank-0 output) without
+the methods knowing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from miad.errors import MiadError
+
+STATE_FILE = "train_state.pt"
+
+
+class TrainingError(MiadError, RuntimeError):
+    """Training cannot continue (e.g. a non-finite loss)."""
+
+
+def make_optimizer(config: Any, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), gamma=config.lr_gamma)
+
+
+def train_detector(
+    det: Any, train: Dataset, val: Dataset | None, *, progress: bool = True, state_dir: str | None = None,
+    num_workers: int = 0, callback: Any = None,
+) -> list[dict[str, float]]:
+    """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history."""
+    cfg = det.config
+    if len(train) == 0:  # type: ignore[arg-type]
+        raise TrainingError("no training images left after the hold-out split; add normal training images")
+    torch.manual_seed(cfg.seed)
+    params = det.trainable_parameters()
+    optimizer, scheduler = make_optimizer(cfg, params), make_scheduler(cfg, optimizer)
+    scaler, amp_dtype = _amp(det.device, cfg.amp)
+    state_path = Path(state_dir) / STATE_FILE if state_dir else None
+    start, history = _resume(det, optimizer, scheduler, state_path)
+    batches = _Batches(det, train, cfg, num_workers, shuffle=True)
+    val_batches = _Batches(det, val, cfg, num_workers, shuffle=False) if val is not None else None
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(det, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
+        scheduler.step()
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "seconds": time.perf_counter() - t0}
+        if val_batches is not None:
+            row["val_loss"] = _validate(det, val_batches)
+        history.append(row)
+        if state_path is not None:
+            _save_state(det, optimizer, scheduler, history, state_path)
+        if callback is not None:
+            callback(row)
+    det.model.eval()
+    return history
+
+
+def _train_epoch(det, batches, epoch, optimizer, scaler, amp_dtype, params, progress) -> float:
+    cfg = det.config
+    det.model.train()
+    total, count, t0 = 0.0, 0, time.perf_counter()
+    bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not progress, leave=False,
+               desc=f"{det.name} epoch {epoch + 1}/{cfg.epochs}")
+    for step, (inputs, n) in enumerate(bar):
+        with torch.autocast(det.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = det.loss(inputs)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{det.name}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower lr "
+                "(--set lr=...) or check the input images"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if cfg.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        total, count = total + loss.item() * n, count + n
+        bar.set_postfix(loss=f"{loss.item():.4g}", img_s=f"{count / (time.perf_counter() - t0):.1f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _validate(det, batches) -> float:
+    """Mean loss on held-out normal images, eval mode, under a fixed RNG (training RNG untouched)."""
+    det.model.eval()
+    total, count = 0.0, 0
+    with torch.random.fork_rng(devices=[det.device] if det.device.type == "cuda" else []):
+        torch.manual_seed(det.config.seed + 7919)
+        for inputs, n in batches.epoch(0):
+            total, count = total + det.loss(inputs).item() * n, count + n
+    return total / max(count, 1)
+
+
+class _Batches:
+    """Batches of encoded inputs; with cache_features the frozen encoder runs once for all epochs."""
+
+    def __init__(self, det, dataset: Dataset, cfg, num_workers: int, shuffle: bool) -> None:
+        self.det, self.dataset, self.cfg, self.shuffle = det, dataset, cfg, shuffle
+        self.num_workers = num_workers
+        self.n = len(dataset)  # type: ignore[arg-type]
+        self.cache: Any = None
+        if cfg.cache_features:
+            self.cache = self._encode_all()
+
+    def __len__(self) -> int:
+        return -(-self.n // self.cfg.batch_size)
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)  # seeded per epoch: resumable
+        return torch.randperm(self.n, generator=gen)
+
+    def epoch(self, epoch: int):
+        order = self._order(epoch)
+        bs = self.cfg.batch_size
+        if self.cache is not None:
+            for i in range(0, self.n, bs):
+                idx = order[i : i + bs]
+                yield _map(self.cache, lambda t: t[idx].to(self.det.device)), len(idx)
+            return
+        sampler = order.tolist()
+        loader = DataLoader(self.dataset, batch_size=bs, sampler=sampler, num_workers=self.num_workers)
+        for batch in loader:
+            images = batch["image"].to(self.det.device)
+            with torch.no_grad():
+                inputs = self.det.encode(images)
+            yield inputs, len(images)
+
+    @torch.no_grad()
+    def _encode_all(self) -> Any:
+        loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, num_workers=self.num_workers)
+        parts = [_map(self.det.encode(b["image"].to(self.det.device)), lambda t: t.cpu()) for b in loader]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat(parts)
+        return type(parts[0])(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))
+
+
+def _map(inputs: Any, fn) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return fn(inputs)
+    return type(inputs)(fn(t) for t in inputs)
+
+
+def _amp(device: torch.device, enabled: bool):
+    if device.type != "cuda" or not enabled:
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return None, torch.bfloat16
+    return torch.amp.GradScaler("cuda"), torch.float16
+
+
+def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
+    from miad.checkpoint import atomic_save
+
+    atomic_save({
+        "model": det.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_numpy": _numpy_state(),
+        "rng_python": list(random.getstate()[1]),
+    }, path)
+
+
+def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dict[str, float]]]:
+    if path is None or not path.is_file():
+        return 0, []
+    from miad.checkpoint import read_torch
+
+    state = read_torch(path)
+    det.model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_torch"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    keys, pos, has_gauss, cached = state["rng_numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate((3, tuple(state["rng_python"]), None))
+    return len(state["history"]), list(state["history"])
+
+
+def _numpy_state() -> list:
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
