@@ -78,7 +78,9 @@ class Detector(abc.ABC):
             raise TypeError(f"{self.name} expects a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
         self.device = torch.device("cpu")
-        self.model: nn.Module = self.build(pretrained)
+        with torch.random.fork_rng(devices=[]):  # weight init depends on config.seed only: reproducible
+            torch.manual_seed(config.seed)
+            self.model: nn.Module = self.build(pretrained)
         self.holdout: HoldoutStats | None = None
         self.trained_on: list[str] = []
         self.history: list[dict[str, float]] = []

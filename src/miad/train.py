@@ -49,7 +49,8 @@ def train_detector(
         raise TrainingError("no training images left after the hold-out split; add normal training images")
     torch.manual_seed(cfg.seed)
     params = det.trainable_parameters()
-    optimizer, scheduler = make_optimizer(cfg, params), make_scheduler(cfg, optimizer)
+    optimizer = make_optimizer(cfg, params)
+    scheduler = make_scheduler(cfg, optimizer)
     scaler, amp_dtype = _amp(det.device, cfg.amp)
     state_path = Path(state_dir) / STATE_FILE if state_dir else None
     start, history = _resume(det, optimizer, scheduler, state_path)
@@ -141,7 +142,7 @@ class _Batches:
         if self.cache is not None:
             for i in range(0, self.n, bs):
                 idx = order[i : i + bs]
-                yield _map(self.cache, lambda t: t[idx].to(self.det.device)), len(idx)
+                yield _map(self.cache, lambda t, idx=idx: t[idx].to(self.det.device)), len(idx)
             return
         sampler = order.tolist()
         loader = DataLoader(self.dataset, batch_size=bs, sampler=sampler, num_workers=self.num_workers)
