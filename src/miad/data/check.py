@@ -56,7 +56,9 @@ class CheckReport:
         if self.ok:
             return f"{head}\n{self.table()}\n\nno problems found"
         n_err = len(self.errors)
-        summary = f"{len(self.problems)} problem(s): {n_err} error(s), {len(self.problems) - n_err} warning(s)"
+        summary = (
+            f"{len(self.problems)} problem(s): {n_err} error(s), {len(self.problems) - n_err} warning(s)"
+        )
         return "\n".join([head, self.table(), "", summary, *map(str, self.problems)])
 
 
@@ -81,22 +83,24 @@ def check_tree(root: str | Path, format: str = "auto", progress: bool | None = N
 def check_sample_files(sample: Sample) -> list[Problem]:
     """Problems with one sample's files: an unreadable image or mask, or a mask of another size."""
     problems: list[Problem] = []
-    image_size = mask_size = None
+    image_size = None
     try:
         load_rgb(sample.image, _DECODE_SIZE)
         image_size = read_size(sample.image)
     except UnreadableFileError as exc:
         problems.append(Problem(exc.path, exc.reason))
-    if sample.mask is not None:
-        try:
-            mask = load_mask(sample.mask)
-            mask_size = (mask.shape[1], mask.shape[0])
-        except UnreadableFileError as exc:
-            problems.append(Problem(exc.path, exc.reason))
-    if image_size and mask_size and mask_size != image_size:
+    if sample.mask is None:
+        return problems
+    try:
+        mask = load_mask(sample.mask)
+    except UnreadableFileError as exc:
+        return [*problems, Problem(exc.path, exc.reason)]
+    mask_size = (mask.shape[1], mask.shape[0])
+    if image_size is not None and mask_size != image_size:
         reason = (
             f"mask is {mask_size[0]}x{mask_size[1]} but its image {sample.image} is "
-            f"{image_size[0]}x{image_size[1]}; is it paired with the right image? fix the pairing or resize it"
+            f"{image_size[0]}x{image_size[1]}; is it paired with the right image? "
+            "fix the pairing or resize the mask"
         )
-        problems.append(Problem(sample.mask, reason))  # type: ignore[arg-type]
+        problems.append(Problem(sample.mask, reason))
     return problems

@@ -30,7 +30,7 @@ class ImageDataset(Dataset):
 
     image_size: side S of the resized square image.
     normalize: a name from `miad.preprocess.NORMALIZATIONS` (the method preset's).
-    center_crop: when given, the central `center_crop` square is cut out after resizing (then S = center_crop).
+    center_crop: when given, the central square of that side is cut out after resizing (S = center_crop).
     """
 
     def __init__(
@@ -63,7 +63,12 @@ class ImageDataset(Dataset):
         image = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # [3,S,S]
         mask = self._mask(sample)  # [S,S]
         image, mask = self._crop(image), self._crop(mask)
-        return {"image": normalize(image, self.normalize), "mask": mask, "label": sample.label, "index": index}
+        return {
+            "image": normalize(image, self.normalize),
+            "mask": mask,
+            "label": sample.label,
+            "index": index,
+        }
 
     def _mask(self, sample: Sample) -> torch.Tensor:
         if sample.mask is None:

@@ -1,4 +1,4 @@
-"""Indexer for a generic folder set: one folder of normal images, any number of defect folders, masks optional.
+"""Indexer for a generic folder set: one normal folder, any number of defect folders, masks optional.
 
     <root>/good/*                  normal images, split into train and test-good by `test_ratio` and `seed`
     <root>/<defect>/*              anomalous test images (default: every other sub-folder holding images)
@@ -45,7 +45,9 @@ def index_folder(
     """
     base = as_root(root) if root is not None else None
     if base is None and defect_dirs is None:
-        raise ConfigError("index_folder without root needs explicit defect_dirs (or pass root to discover them)")
+        raise ConfigError(
+            "index_folder without root needs explicit defect_dirs (or pass root to discover them)"
+        )
     normal = _existing_dir(base, normal_dir, "normal folder")
     masks_root = _mask_root(base, mask_dir)
     defects = _defect_folders(base, normal, defect_dirs, masks_root)
@@ -58,7 +60,9 @@ def index_folder(
     samples = [Sample(p, 0, None, category, GOOD, "train") for p in train]
     samples += [Sample(p, 0, None, category, GOOD, "test") for p in test_good]
     if not defects:
-        report(problems, base or normal, "no defect folders: the set can be trained on, not evaluated", "warning")
+        report(
+            problems, base or normal, "no defect folders: the set can be trained on, not evaluated", "warning"
+        )
     normal_stems = frozenset(stem_key(p) for p in normals)
     samples += _defect_samples(defects, masks_root, category, normal_stems, problems)
     return sort_samples(samples)
@@ -83,7 +87,11 @@ def split_normal(images: list[Path], test_ratio: float, seed: int) -> tuple[list
 def _existing_dir(base: Path | None, folder: PathLike, what: str) -> Path:
     path = base / folder if base is not None else Path(folder)
     if not path.is_dir():
-        hint = f"sub-folders of {base}: {', '.join(p.name for p in list_subfolders(base)) or 'none'}; " if base else ""
+        hint = (
+            f"sub-folders of {base}: {', '.join(p.name for p in list_subfolders(base)) or 'none'}; "
+            if base
+            else ""
+        )
         raise DataError(f"{path}: {what} not found; {hint}pass the right folder name")
     return path
 
@@ -125,6 +133,8 @@ def _defect_samples(
             if paths and (masks_root / d.name).is_dir():
                 masks.update(zip(paths, pair_masks(paths, masks_root / d.name, problems)))
     elif masks_root is not None:
-        every = [p for paths in images.values() for p in paths]  # one flat folder: stems unique across defects
+        every = [
+            p for paths in images.values() for p in paths
+        ]  # one flat folder: stems unique across defects
         masks.update(zip(every, pair_masks(every, masks_root, problems, normal_stems)))
     return [Sample(p, 1, masks[p], category, d.name, "test") for d, paths in images.items() for p in paths]

@@ -78,7 +78,7 @@ def resolve_data_root(data: str | Path) -> Path:
     path = Path(data).expanduser()
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "does not exist"
-        raise DataError(f"--data {data}: {what}; pass a data folder, or 'builtin' for the built-in mini-MIAD")
+        raise DataError(f"{data}: the data folder {what}; pass an existing folder, or 'builtin' (mini-MIAD)")
     return path
 
 

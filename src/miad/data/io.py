@@ -1,10 +1,11 @@
 """Reading images and masks from disk, and the problem log shared by the indexers.
 
-Images become 8-bit RGB whatever their mode: grayscale and palette images are expanded; images with an alpha
-channel (RGBA, LA, palette with transparency) are composited on black, so an opaque image keeps its exact
-colours and fully transparent pixels become black instead of whatever colour happened to sit under them; 16-bit
-images are scaled 0..65535 -> 0..255 (not truncated). The EXIF orientation tag is honoured. The file's content,
-not its extension, decides how it is decoded. Any unreadable file raises `DataError` naming the file and the fix.
+Images become 8-bit RGB whatever their mode: grayscale and palette images are expanded; images with an
+alpha channel (RGBA, LA, palette with transparency) are composited on black, so an opaque image keeps its
+exact colours and fully transparent pixels become black instead of whatever colour sat under them; 16-bit
+images are scaled 0..65535 -> 0..255 (not truncated). The EXIF orientation tag is honoured. The file's
+content, not its extension, decides how it is decoded. An unreadable file raises `DataError` (subclass
+`UnreadableFileError`) naming the file and the fix.
 
 Masks are binarised with `> 0` (so 0/1 and 0/255 masks both work; for RGB masks any channel counts).
 """
@@ -66,7 +67,9 @@ def list_subfolders(folder: Path) -> list[Path]:
     """Visible sub-folders of `folder`, sorted by name."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
+    )
 
 
 def stem_key(path: Path) -> str:
@@ -153,7 +156,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """16-bit (and 32-bit integer) values are read as 0..65535; float values as 0..1 if they fit, else 0..255."""
+    """Integer values (16/32-bit) are read as 0..65535; floats as 0..1 when they fit, else as 0..255."""
     if values.dtype.kind == "f":
         scale = 255.0 if float(np.nanmax(values, initial=0.0)) <= 1.0 else 1.0
         return np.clip(np.nan_to_num(values) * scale, 0, 255).round().astype(np.uint8)

@@ -54,9 +54,9 @@ def index_mvtec(
 ) -> list[Sample]:
     """Index an MVTec-like tree into samples sorted by `sort_samples`.
 
-    categories: keep only these categories (a name that is not in the tree raises, listing the available ones).
-    expected_categories: the known names to warn against (e.g. MIAD_CATEGORIES for `--format miad`); by default
-        the MIAD or MVTec AD list when the tree uses some of its names.
+    categories: keep only these categories (a name not in the tree raises, listing the available ones).
+    expected_categories: the known names to warn against (MIAD_CATEGORIES for `--format miad`); by
+        default the MIAD or MVTec AD list when the tree uses some of its names.
     problems: when given, problems are appended there and indexing goes on (`miad data check`); otherwise
         the first error raises DataError and warnings go through `warnings.warn`.
     """
@@ -148,8 +148,11 @@ def _train_images(folder: Path, problems: list[Problem] | None) -> list[Path]:
     for other in list_subfolders(folder / "train"):
         if other.name != GOOD and list_images(other):
             report(
-                problems, other, "ignored: training images must be normal (train/good only); "
-                "move defect images to test/<defect>", "warning",
+                problems,
+                other,
+                "ignored: training images must be normal (train/good only); "
+                "move defect images to test/<defect>",
+                "warning",
             )
     return images
 
@@ -171,12 +174,16 @@ def check_mask_folders(mask_root: Path, defect_names: set[str], problems: list[P
     for masks in list_subfolders(mask_root):
         if masks.name == GOOD:
             report(
-                problems, masks, f"ignored: normal images are scored against an all-zero mask; "
-                f"remove {mask_root.name}/good", "warning",
+                problems,
+                masks,
+                f"ignored: normal images are scored against an all-zero mask; remove {mask_root.name}/good",
+                "warning",
             )
         elif masks.name not in defect_names and list_images(masks):
             report(
-                problems, masks, f"masks without images: no defect folder is named {masks.name!r}; "
+                problems,
+                masks,
+                f"masks without images: no defect folder is named {masks.name!r}; "
                 "rename this folder to its defect folder's name, or remove it",
             )
 
@@ -208,8 +215,11 @@ def pair_masks(
             report(problems, image, f"several masks match this image ({names} in {mask_folder}); keep one")
         elif not candidates:
             report(
-                problems, image, f"no mask; expected {mask_folder / (image.stem + '_mask.png')} (or "
-                f"{image.stem}_mask.* / {image.stem}.* with any image extension); add the mask or remove the image",
+                problems,
+                image,
+                f"no mask; expected {mask_folder / (image.stem + '_mask.png')} (or "
+                f"{image.stem}_mask.* / {image.stem}.* with any image extension); "
+                "add the mask or remove the image",
             )
     unclaimed = [m for masks in by_stem.values() for m in masks if m not in claimed]
     _report_unclaimed(unclaimed, images, normal_stems, problems)
@@ -223,10 +233,14 @@ def _report_unclaimed(
     for mask in masks:
         stem = stem_key(mask).removesuffix("_mask")
         if stem in normal_stems:
-            report(problems, mask, "mask of a normal image, ignored (normal images count as all-zero)", "warning")
+            report(
+                problems, mask, "mask of a normal image, ignored (normal images count as all-zero)", "warning"
+            )
         else:
             report(
-                problems, mask, f"mask without an image: no image {stem}.* in {', '.join(folders)}; "
+                problems,
+                mask,
+                f"mask without an image: no image {stem}.* in {', '.join(folders)}; "
                 "remove the mask or add its image",
             )
 
@@ -236,6 +250,4 @@ def _check_unique_stems(images: list[Path], problems: list[Problem] | None) -> N
     for image in images:
         first = seen.setdefault(stem_key(image), image)
         if first is not image:
-            report(
-                problems, image, f"shares its stem with {first}; masks are paired by stem, so rename one"
-            )
+            report(problems, image, f"shares its stem with {first}; masks are paired by stem, so rename one")
