@@ -70,3 +70,23 @@ def unfold_patches(features: torch.Tensor, patch_size: int = 3) -> torch.Tensor:
     b, c, h, w = features.shape
     cols = F.unfold(features, kernel_size=patch_size, padding=patch_size // 2, stride=1)  # [B,C*p*p,H*W]
     return cols.view(b, c * patch_size * patch_size, h, w)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
+             data_range: float = 1.0) -> torch.Tensor:
+    """Per-pixel SSIM of [B,C,H,W] images, averaged over channels -> [B,H,W] (Wang et al. 2004; Gaussian
+    window `window` x `window`, std `sigma`, zero padding as pytorch-ssim used by DRAEM and the SSIM-AE)."""
+    r = window // 2
+    k1 = torch.exp(-0.5 * ((torch.arange(window, dtype=x.dtype, device=x.device) - r) / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    c = x.shape[1]
+    kernel = (k1[:, None] * k1[None, :]).expand(c, 1, window, window).contiguous()
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, padding=r, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(1)

@@ -33,3 +33,10 @@ def test_unfold_patches_gathers_neighbourhood():
 def test_upsample_shapes():
     assert ops.upsample(torch.rand(2, 4, 4), 16).shape == (2, 16, 16)
     assert ops.upsample(torch.rand(2, 3, 4, 4), (8, 12)).shape == (2, 3, 8, 12)
+
+
+def test_ssim_map_identity_and_range():
+    x = torch.rand(2, 3, 24, 24)
+    torch.testing.assert_close(ops.ssim_map(x, x), torch.ones(2, 24, 24))
+    s = ops.ssim_map(x, torch.rand(2, 3, 24, 24))
+    assert s.shape == (2, 24, 24) and s.mean() < 0.5 and (s <= 1).all()
