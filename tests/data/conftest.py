@@ -62,7 +62,9 @@ def make_category(
 
 def snapshot(root: Path) -> list[tuple[str, int, int]]:
     """Every path under root with its size and modification time: to prove nothing was written."""
-    return sorted((str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*"))
+    return sorted(
+        (str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")
+    )
 
 
 @pytest.fixture

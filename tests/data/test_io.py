@@ -128,18 +128,19 @@ def test_one_pixel_image(tmp_path: Path) -> None:
     assert np.asarray(load_rgb(path, 5)).shape == (5, 5, 3)
 
 
-def _truncated(path: Path) -> Path:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+def _truncated(folder: Path, name: str, trees) -> Path:
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)  # incompressible: cut mid-pixels
+    path = trees.save(folder / name, noise)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     return path
 
 
 @pytest.mark.parametrize(
     "make, words",
     [
-        (lambda d, t: _touch(d / "empty.png"), "empty (0 bytes)"),
-        (lambda d, t: _truncated(t.save(d / "cut.png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))), "not a readable image"),  # noqa: E501
-        (lambda d, t: _truncated(t.save(d / "cut.jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))), "not a readable image"),  # noqa: E501
+        (lambda d, t: _write(d / "empty.png", b""), "empty (0 bytes)"),
+        (lambda d, t: _truncated(d, "cut.png", t), "not a readable image"),
+        (lambda d, t: _truncated(d, "cut.jpg", t), "not a readable image"),
         (lambda d, t: _write(d / "text.png", b"hello, not an image"), "not a readable image"),
         (lambda d, t: d / "missing.png", "file not found"),
     ],
@@ -153,11 +154,6 @@ def test_broken_files_give_a_data_error_naming_the_file(tmp_path: Path, trees, m
         assert str(path) in str(info.value) and words in str(info.value)
         assert "replace or delete" in str(info.value)  # the fix
         assert isinstance(info.value, UnreadableFileError) and info.value.path == path
-
-
-def _touch(path: Path) -> Path:
-    path.write_bytes(b"")
-    return path
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -204,4 +200,9 @@ def test_rgb_and_sixteen_bit_masks(tmp_path: Path) -> None:
 def test_mask_resize_is_nearest(tmp_path: Path, trees) -> None:
     path = trees.save(tmp_path / "m.png", trees.square_mask(top=4, left=4, side=8))
     small = load_mask(path, 4)
-    assert small.tolist() == [[False] * 4, [False, True, True, False], [False, True, True, False], [False] * 4]
+    assert small.tolist() == [
+        [False] * 4,
+        [False, True, True, False],
+        [False, True, True, False],
+        [False] * 4,
+    ]

@@ -36,7 +36,9 @@ def test_clean_tree_counts_labels_and_order(mvtec_root: Path) -> None:
 
 
 def _snapshot(root: Path) -> list[tuple[str, int, int]]:
-    return sorted((str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*"))
+    return sorted(
+        (str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")
+    )
 
 
 def test_masks_are_paired_by_stem_not_by_order(tmp_path: Path, trees) -> None:
@@ -49,7 +51,11 @@ def test_masks_are_paired_by_stem_not_by_order(tmp_path: Path, trees) -> None:
     trees.save(cat / "ground_truth" / "crack" / "a10.bmp", trees.square_mask())
     trees.save(cat / "ground_truth" / "crack" / "a2_mask.TIF", trees.square_mask())
     defects = [s for s in index_mvtec(tmp_path) if s.label == 1]
-    assert {s.image.stem: s.mask.name for s in defects} == {"b": "b_mask.png", "a10": "a10.bmp", "a2": "a2_mask.TIF"}
+    assert {s.image.stem: s.mask.name for s in defects} == {
+        "b": "b_mask.png",
+        "a10": "a10.bmp",
+        "a2": "a2_mask.TIF",
+    }
 
 
 def test_single_category_root(tmp_path: Path, trees) -> None:
@@ -67,7 +73,9 @@ def test_categories_filter_and_unknown_request(mvtec_root: Path) -> None:
 def test_unknown_name_in_a_miad_looking_tree_warns_listing_known(tmp_path: Path, trees) -> None:
     trees.make_category(tmp_path, "wind_turbine")
     trees.make_category(tmp_path, "wind_turbin")  # a typo
-    with pytest.warns(UserWarning, match=r"unknown category wind_turbin .*known MIAD names: electrical_insulator"):
+    with pytest.warns(
+        UserWarning, match=r"unknown category wind_turbin .*known MIAD names: electrical_insulator"
+    ):
         samples = index_mvtec(tmp_path)
     assert {s.category for s in samples} == {"wind_turbine", "wind_turbin"}  # warned, never rejected
 
@@ -183,7 +191,9 @@ def test_spaces_and_non_ascii_paths(tmp_path: Path, trees) -> None:
     trees.save(cat / "ground_truth" / "riss 1" / "bild é_mask.png", trees.square_mask())
     samples = index_mvtec(root)
     defect = [s for s in samples if s.label == 1]
-    assert len(samples) == 6 and defect[0].mask.name == "bild é_mask.png" and defect[0].category == "prüfteil ñ"
+    assert (
+        len(samples) == 6 and defect[0].mask.name == "bild é_mask.png" and defect[0].category == "prüfteil ñ"
+    )
 
 
 def test_decomposed_unicode_names_still_pair(tmp_path: Path, trees) -> None:
