@@ -1,0 +1,228 @@
+"""Reverse Distillation: configuration, presets and the pure torch modules.
+
+Paper: Deng & Li, "Anomaly Detection via Reverse Distillation from One-Class Embedding", CVPR 2022,
+arXiv 2201.10703; original code `hq-deng/RD4AD`. A frozen ImageNet teacher gives features at three scales; a
+trainable one-class bottleneck (OCBE) fuses them into one compact embedding, from which a student decoder has
+to reconstruct the teacher's features. Trained on normal images only, the student fails where an image is
+unusual, so 1 - cosine similarity between teacher and student features is the anomaly map.
+
+Architecture, built from the teacher's channel list c_1..c_n (strides 4, 8, 16 for levels (1, 2, 3)):
+- OCBE: level i goes through n-i stride-2 3x3 conv+BN+ReLU steps c_i -> c_i+1 -> ... -> c_n, the n maps are
+  concatenated (n*c_n channels) and one residual stage of `bottleneck_blocks` bottleneck blocks (the first with
+  stride 2 and a 1x1 stride-2 shortcut) gives the embedding of `embed_ratio * c_n` channels at stride 2*s_n.
+- Student decoder: one stage per level, deepest first; the first block of each stage up-samples with a 2x2
+  transposed convolution (also in its shortcut) and outputs c_i channels at the teacher's resolution.
+- Block inner width = `width_ratio` x the block's output channels (0.5 = Wide-ResNet's doubled width).
+With WideResNet50-2 (c = 256, 512, 1024) and the defaults this is exactly the original network: fusion
+256->512->1024 and 512->1024, a 3072-channel concat, 3 blocks of width 1024 -> 2048x8x8 for a 256 input, and
+decoder stages of [3, 4, 6] blocks (widths 512, 256, 128) giving 1024x16x16, 512x32x32, 256x64x64.
+EfficientNet-Lite0 (c = 24, 40, 112) gets the same design at its own, much smaller widths.
+
+Where the original code and anomalib (which the MIAD appendix A.2.1 says it used) differ, and what we follow:
+- Loss. The original (`main.py`) flattens each whole feature map of an image into one C*H*W vector and
+  averages 1 - cosine over the batch, summed over scales; anomalib's port computes the cosine per pixel (along
+  channels) and averages over pixels. We follow the original: `loss_mode="flattened"` ("per_pixel" = anomalib).
+- Anomaly map. The original evaluation (`test.py`, `amap_mode='a'`) SUMS the three up-sampled (bilinear,
+  align_corners=True) per-pixel 1 - cosine maps; anomalib's port (and its 2022 config) MULTIPLIES them. We
+  follow the original: `map_mode="add"` ("multiply" = anomalib). Both then blur with a Gaussian of sigma 4
+  (the original with scipy's gaussian_filter, which `miad.ops.gaussian_blur` matches); image score = map max.
+- Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); we never
+  use test data for training decisions and run the full 200 epochs of anomalib's max_epochs.
+- beta2. anomalib's 2022 config has beta2 = 0.99; appendix A.2.1 says 0.999, which we follow (as the original).
+- Held-out normals: `holdout_fraction` of the training images is kept out of training for thresholds (project
+  convention); neither anomalib nor the original does this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from miad import ops
+from miad.backbones import FeatureExtractor
+from miad.config import BaseConfig, _check
+from miad.methods.reverse_distillation.blocks import conv_bn_relu_down, init_like_resnet, stage
+
+LOSS_MODES = ("flattened", "per_pixel")
+MAP_MODES = ("add", "multiply")
+
+
+@dataclass(frozen=True)
+class ReverseDistillationConfig(BaseConfig):
+    # --- input
+    image_size: int = 256  # must be a multiple of 2x the deepest level's stride (32 for levels 1..3)
+    # --- teacher (frozen)
+    backbone: str = "wide_resnet50_2"
+    layers: tuple[int, ...] = (1, 2, 3)  # consecutive timm feature levels, shallowest first
+    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # --- student: widths derived from the teacher's channels
+    bottleneck_blocks: int = 3  # blocks in the OCBE residual stage
+    decoder_blocks: tuple[int, ...] = (3, 4, 6)  # blocks per decoder stage, deepest stage first
+    embed_ratio: float = 2.0  # OCBE embedding channels / deepest teacher channels (2048 / 1024)
+    width_ratio: float = 0.5  # bottleneck-block inner width / its output channels (Wide-ResNet: 0.5)
+    # --- loss and anomaly map
+    loss_mode: str = "flattened"  # "flattened" (original code) | "per_pixel" (anomalib)
+    map_mode: str = "add"  # "add" (original evaluation) | "multiply" (anomalib)
+    blur_sigma: float = 4.0  # Gaussian smoothing of the summed map (0 = none)
+
+    def validate(self) -> None:
+        super().validate()
+        levels = self.layers
+        _check(
+            len(levels) >= 2 and all(b == a + 1 for a, b in zip(levels, levels[1:])),
+            "layers",
+            levels,
+            "at least two consecutive feature levels, shallowest first, e.g. (1, 2, 3)",
+        )
+        _check(
+            len(self.decoder_blocks) == len(levels) and min(self.decoder_blocks) >= 1,
+            "decoder_blocks",
+            self.decoder_blocks,
+            f"{len(levels)} integers >= 1 (one decoder stage per teacher level)",
+        )
+        _check(self.bottleneck_blocks >= 1, "bottleneck_blocks", self.bottleneck_blocks, "an integer >= 1")
+        _check(self.embed_ratio > 0, "embed_ratio", self.embed_ratio, "> 0")
+        _check(self.width_ratio > 0, "width_ratio", self.width_ratio, "> 0")
+        multiple = 2 ** (max(levels) + 2)  # stride of the embedding: one more halving than the deepest level
+        _check(
+            self.image_size % multiple == 0,
+            "image_size",
+            self.image_size,
+            f"a multiple of {multiple} for layers {levels} (so the decoder retraces the teacher's sizes)",
+        )
+        _check(self.loss_mode in LOSS_MODES, "loss_mode", self.loss_mode, f"one of {list(LOSS_MODES)}")
+        _check(self.map_mode in MAP_MODES, "map_mode", self.map_mode, f"one of {list(MAP_MODES)}")
+        _check(self.blur_sigma >= 0, "blur_sigma", self.blur_sigma, ">= 0")
+
+
+PRESETS: dict[str, ReverseDistillationConfig] = {
+    "paper": ReverseDistillationConfig(
+        image_size=256,  # A.2.1: images zoomed to 256x256, no data augmentation
+        normalize="imagenet",  # methods.md §3.1: ImageNet mean/std
+        backbone="wide_resnet50_2",  # A.2.1: WideResNet50 teacher/student
+        layers=(1, 2, 3),  # methods.md §3.1: layer1, layer2, layer3
+        weights="imagenet",
+        bottleneck_blocks=3,  # methods.md §3.1: OCBE with 3 bottleneck blocks -> 2048x8x8
+        decoder_blocks=(3, 4, 6),  # methods.md §3.1: de_wide_resnet50_2 stages
+        optimizer="adam",  # A.2.1: Adam
+        lr=0.005,  # A.2.1: learning rate 0.005
+        betas=(0.5, 0.999),  # A.2.1: beta1 0.5, beta2 0.999
+        batch_size=32,  # A.2.1: batch size 32
+        epochs=200,  # A.2.1 "rest as Anomalib defaults": max_epochs 200 (methods.md §4), no early stopping
+        weight_decay=0.0,  # methods.md §3.1: plain Adam
+        amp=False,  # anomalib's trainer precision 32 (full precision)
+        cache_features=False,  # features of 10,000 MIAD images at 256 px would not fit in memory
+        loss_mode="flattened",  # methods.md §3.1: original loss (see module docstring)
+        map_mode="add",  # methods.md §3.1: original evaluation sums the scales
+        blur_sigma=4.0,  # methods.md §3.1: gaussian_filter sigma 4
+    ),
+    "quick": ReverseDistillationConfig(
+        image_size=128,  # CPU-sized; a multiple of 32
+        backbone="efficientnet_lite0",  # real ImageNet weights available offline
+        layers=(1, 2, 3),  # 24/40/112 channels at strides 4/8/16
+        weights="imagenet",
+        bottleneck_blocks=1,
+        decoder_blocks=(1, 1, 1),
+        lr=0.005,
+        betas=(0.5, 0.999),
+        batch_size=16,
+        epochs=30,
+        cache_features=True,  # no augmentation: the frozen teacher runs once
+    ),
+}
+
+
+class OneClassBottleneck(nn.Module):
+    """OCBE: multi-scale fusion to the deepest level, concatenation, one down-sampling residual stage."""
+
+    def __init__(self, channels: list[int], embed_channels: int, width_ratio: float, blocks: int) -> None:
+        super().__init__()
+        n = len(channels)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(*[conv_bn_relu_down(channels[j], channels[j + 1]) for j in range(i, n - 1)])
+            for i in range(n)  # the deepest level passes unchanged (an empty Sequential)
+        )
+        width = _width(embed_channels, width_ratio)
+        self.stage = stage(n * channels[-1], width, embed_channels, blocks, "down")
+        init_like_resnet(self)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        fused = [fuse(f) for fuse, f in zip(self.fuse, features)]  # n x [B,c_n,H_n,W_n]
+        return self.stage(torch.cat(fused, dim=1))  # [B,embed,H_n/2,W_n/2]
+
+
+class StudentDecoder(nn.Module):
+    """Mirror of the teacher: one up-sampling stage per level, deepest first; outputs shallowest first."""
+
+    def __init__(self, channels: list[int], embed_channels: int, width_ratio: float, blocks: tuple[int, ...]) -> None:
+        super().__init__()
+        stages, in_channels = [], embed_channels
+        for out_channels, count in zip(reversed(channels), blocks):
+            stages.append(stage(in_channels, _width(out_channels, width_ratio), out_channels, count, "up"))
+            in_channels = out_channels
+        self.stages = nn.ModuleList(stages)
+        init_like_resnet(self)
+
+    def forward(self, embedding: torch.Tensor) -> list[torch.Tensor]:
+        outputs, x = [], embedding
+        for block in self.stages:
+            x = block(x)
+            outputs.append(x)  # deepest level first
+        return outputs[::-1]  # [B,c_i,H_i,W_i], same order as the teacher
+
+
+class ReverseDistillationModel(nn.Module):
+    """Frozen teacher + trainable OCBE and student decoder."""
+
+    def __init__(self, config: ReverseDistillationConfig, pretrained: bool) -> None:
+        super().__init__()
+        weights = config.weights if pretrained else "random"
+        self.teacher = FeatureExtractor(config.backbone, config.layers, weights)
+        channels = self.teacher.channels
+        embed = max(1, round(config.embed_ratio * channels[-1]))
+        self.bottleneck = OneClassBottleneck(channels, embed, config.width_ratio, config.bottleneck_blocks)
+        self.decoder = StudentDecoder(channels, embed, config.width_ratio, config.decoder_blocks)
+
+    def student(self, teacher_features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.decoder(self.bottleneck(teacher_features))
+
+    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        teacher = self.teacher(images)
+        return teacher, self.student(teacher)
+
+
+def distillation_loss(
+    teacher: list[torch.Tensor], student: list[torch.Tensor], mode: str = "flattened"
+) -> torch.Tensor:
+    """Sum over scales of the batch-mean cosine distance; "flattened" compares each image's whole C*H*W map
+    (original code), "per_pixel" compares channel vectors and averages over pixels too (anomalib)."""
+    total = teacher[0].new_zeros(())
+    for t, s in zip(teacher, student):
+        if mode == "flattened":
+            cos = F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)  # [B]
+        else:
+            cos = F.cosine_similarity(t, s, dim=1)  # [B,H,W]
+        total = total + (1 - cos).mean()
+    return total
+
+
+def anomaly_map(teacher: list[torch.Tensor], student: list[torch.Tensor], size: int, mode: str = "add") -> torch.Tensor:
+    """Per-pixel 1 - cosine per scale, bilinearly up-sampled (align_corners=True, as the original) to
+    size x size and summed ("add") or multiplied ("multiply") over scales -> [B,size,size] (before blurring)."""
+    combined = None
+    for t, s in zip(teacher, student):
+        distance = 1 - F.cosine_similarity(t, s, dim=1)  # [B,H,W]
+        distance = ops.upsample(distance, size, align_corners=True)  # [B,size,size]
+        if combined is None:
+            combined = distance
+        else:
+            combined = combined + distance if mode == "add" else combined * distance
+    assert combined is not None, "anomaly_map needs at least one scale"
+    return combined
+
+
+def _width(out_channels: int, ratio: float) -> int:
+    return max(1, round(out_channels * ratio))
