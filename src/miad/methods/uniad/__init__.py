@@ -1,0 +1,1 @@
+"""UniAD (You et al., NeurIPS 2022): neighbour-masked transformer reconstruction of frozen EfficientNet features."""

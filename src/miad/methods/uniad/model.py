@@ -1,0 +1,189 @@
+"""UniAD: A Unified Model for Multi-class Anomaly Detection (You et al., NeurIPS 2022, arXiv 2206.03687).
+
+Idea: a transformer reconstructs frozen multi-scale CNN features; the reconstruction error is the anomaly map.
+Three devices keep the reconstruction from learning the identity ("identical shortcut"), which lets one model
+serve many categories: each token may not attend to its own 7x7 neighbourhood, every decoder layer has its own
+learnable query, and training adds noise to the input features (feature jitter).
+
+Settings: MIAD appendix A.2.6 for the `paper` preset; the original code (zhiyuanyou/UniAD,
+experiments/MVTec-AD/config.yaml, as summarised in /work/shared/research/methods.md §3.5) where it is silent.
+Deviations:
+- `batch_size` is the global batch (64 = 8 GPUs x 8 in the paper); distributed training splits it per GPU.
+- Normal training images kept out of training (`holdout_fraction`, a core rule) and never a best-on-test
+  checkpoint (the original keeps one): the last epoch's weights are used.
+- The image score's 16x16 average pooling uses miad.ops.mean_filter (zero padding); for non-negative maps at
+  least 16 pixels wide its maximum equals the original's unpadded pooling (every partial window lies inside a
+  full one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from miad import ops
+from miad.backbones import FeatureExtractor
+from miad.config import BaseConfig, _check
+from miad.methods.uniad.transformer import Reconstruction
+
+
+@dataclass(frozen=True)
+class UniADConfig(BaseConfig):
+    # --- input (A.2.6: 224x224, no augmentation; original: ImageNet mean/std)
+    image_size: int = 224
+    normalize: str = "imagenet"
+    # --- optimisation (A.2.6: AdamW lr 1e-4, weight decay 1e-4, x0.1 after epoch 400, 500 epochs, batch 64)
+    epochs: int = 500
+    batch_size: int = 64  # global batch: 8 GPUs x 8 per GPU (original config: batch_size 8 per process)
+    optimizer: str = "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)  # original config
+    lr_milestones: tuple[int, ...] = (400,)
+    lr_gamma: float = 0.1
+    grad_clip_norm: float | None = 0.1  # original config: trainer.clip_max_norm 0.1
+    # --- frozen backbone (A.2.6: EfficientNet-b4, stages 1-4 = timm levels 0..3, 24+32+56+160 = 272 channels)
+    backbone: str = "tf_efficientnet_b4"
+    layers: tuple[int, ...] = (0, 1, 2, 3)
+    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    feature_stride: int = 16  # every level resized (bilinear, align_corners) to this stride (original MFCN neck)
+    # --- reconstruction transformer (original config)
+    hidden_dim: int = 256
+    num_heads: int = 8
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    neighbor_size: int = 7  # a token may not attend to its own 7x7 neighbourhood; 0 = no mask
+    neighbor_mask: tuple[bool, bool, bool] = (True, True, True)  # mask in [encoder, decoder 1st, decoder 2nd]
+    # --- feature jitter (original config; training only)
+    jitter_scale: float = 20.0
+    jitter_prob: float = 1.0
+    # --- scoring (original "max" evaluator: max of the 16x16 average-pooled map)
+    score_pool: int = 16
+
+    @property
+    def grid(self) -> int:
+        """Side of the token grid (14 for 224 input at stride 16)."""
+        return self.image_size // self.feature_stride
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.feature_stride in (2, 4, 8, 16, 32), "feature_stride", self.feature_stride, "2, 4, 8, 16 or 32")
+        _check(
+            self.image_size % self.feature_stride == 0,
+            "image_size",
+            self.image_size,
+            f"a multiple of feature_stride={self.feature_stride}",
+        )
+        _check(
+            len(self.layers) >= 1 and all(0 <= i <= 4 for i in self.layers),
+            "layers",
+            self.layers,
+            "backbone levels in 0..4 (EfficientNet stages 1-4 = [0, 1, 2, 3])",
+        )
+        _check(
+            self.hidden_dim >= 2 and self.hidden_dim % self.num_heads == 0,
+            "hidden_dim",
+            self.hidden_dim,
+            f"an even multiple of num_heads={self.num_heads}",
+        )
+        _check(self.num_heads >= 1, "num_heads", self.num_heads, "an integer >= 1")
+        _check(self.encoder_layers >= 1, "encoder_layers", self.encoder_layers, "an integer >= 1")
+        _check(self.decoder_layers >= 1, "decoder_layers", self.decoder_layers, "an integer >= 1")
+        _check(self.ffn_dim >= 1, "ffn_dim", self.ffn_dim, "an integer >= 1")
+        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
+        _check(self.jitter_scale >= 0, "jitter_scale", self.jitter_scale, ">= 0")
+        _check(0.0 <= self.jitter_prob <= 1.0, "jitter_prob", self.jitter_prob, "in [0, 1]")
+        _check(
+            1 <= self.score_pool <= self.image_size,
+            "score_pool",
+            self.score_pool,
+            f"an integer in [1, image_size={self.image_size}]",
+        )
+        window = 2 * (self.neighbor_size // 2) + 1
+        _check(
+            self.neighbor_size == 0 or (self.neighbor_size > 0 and self.grid > window),
+            "neighbor_size",
+            self.neighbor_size,
+            f"0 (no mask) or a size whose window ({window}) is smaller than the token grid "
+            f"(image_size/feature_stride = {self.grid}), else some token could attend to nothing; "
+            "raise image_size or lower neighbor_size",
+        )
+
+
+PRESETS: dict[str, UniADConfig] = {
+    "paper": UniADConfig(),
+    # CPU-sized: EfficientNet-Lite0 (real ImageNet weights offline; levels 0..3 = 16+24+40+112 = 192 channels),
+    # 160 px (10x10 tokens; a 5x5 neighbourhood masks about the same share of tokens as 7x7 of 14x14),
+    # a smaller, shorter-trained transformer with a larger lr; frozen features cached (no augmentation).
+    "quick": dataclasses.replace(
+        UniADConfig(),
+        backbone="efficientnet_lite0",
+        image_size=160,
+        neighbor_size=5,
+        score_pool=12,
+        hidden_dim=128,
+        ffn_dim=256,
+        encoder_layers=2,
+        decoder_layers=2,
+        epochs=30,
+        batch_size=16,
+        lr=1e-3,
+        lr_milestones=(),
+        cache_features=True,
+    ),
+}
+
+
+class UniADModel(nn.Module):
+    """Frozen backbone + multi-scale feature neck + reconstruction transformer; forward gives (score, map)."""
+
+    def __init__(self, cfg: UniADConfig, pretrained: bool) -> None:
+        super().__init__()
+        self.grid, self.image_size, self.score_pool = cfg.grid, cfg.image_size, cfg.score_pool
+        self.backbone = FeatureExtractor(cfg.backbone, cfg.layers, cfg.weights if pretrained else "random")
+        self.channels = sum(self.backbone.channels)
+        self.reconstruction = Reconstruction(
+            self.channels,
+            cfg.grid,
+            cfg.hidden_dim,
+            cfg.num_heads,
+            cfg.encoder_layers,
+            cfg.decoder_layers,
+            cfg.ffn_dim,
+            cfg.dropout,
+            cfg.neighbor_size,
+            cfg.neighbor_mask,
+            cfg.jitter_scale,
+            cfg.jitter_prob,
+        )
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """[B,3,S,S] -> [B,C,g,g]: every level resized to the token grid and concatenated (original MFCN)."""
+        levels = self.backbone(images)
+        return torch.cat([ops.upsample(f, self.grid, align_corners=True) for f in levels], dim=1)
+
+    def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
+        """[B,C,g,g] -> reconstructed [B,C,g,g] (feature jitter applied inside in train mode only)."""
+        tokens = features.flatten(2).transpose(1, 2)  # [B,N,C], row-major tokens
+        rebuilt = self.reconstruction(tokens)  # [B,N,C]
+        return rebuilt.transpose(1, 2).reshape(features.shape)
+
+    def anomaly_map(self, features: torch.Tensor, rebuilt: torch.Tensor) -> torch.Tensor:
+        """Per-position L2 norm of the reconstruction error, upsampled with align_corners -> [B,S,S]."""
+        error = (rebuilt - features).pow(2).sum(dim=1).sqrt()  # [B,g,g]
+        return ops.upsample(error, self.image_size, align_corners=True)
+
+    def image_score(self, maps: torch.Tensor) -> torch.Tensor:
+        """Max of the score_pool x score_pool mean-filtered map -> [B]."""
+        return ops.max_score(ops.mean_filter(maps, self.score_pool))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(images)
+        maps = self.anomaly_map(features, self.reconstruct(features))
+        return self.image_score(maps), maps
