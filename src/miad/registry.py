@@ -34,7 +34,8 @@ def _discover() -> None:
     import miad.methods as methods
 
     for info in pkgutil.iter_modules(methods.__path__):
-        if info.ispkg and not info.name.startswith("_"):
+        has_detector = (Path(methods.__path__[0]) / info.name / "detector.py").is_file()
+        if info.ispkg and not info.name.startswith("_") and has_detector:
             importlib.import_module(f"miad.methods.{info.name}.detector")
     _discovered = True
 

@@ -1,0 +1,109 @@
+"""U-Net auto-encoder of MIAD appendix A.2.5: the MVTec AD auto-encoder baseline with a modified U-Net.
+
+Idea: an auto-encoder trained on normal images only reconstructs normal appearance; the per-pixel
+reconstruction error marks anomalies. A plain U-Net with skips at every level can copy its input through the
+full-resolution skips and learns the identity, which detects nothing. Our modification: skip connections only
+from levels of stride >= `min_skip_stride` (16 by default: a 256-px image gives 16x16 and 8x8 skip maps, too
+coarse to carry a defect's pixels), each skip squeezed by a 1x1 convolution to `skip_channels` and dropped out
+with `skip_dropout` during training, and a narrow bottleneck (`latent_channels` at stride 32). Fine detail must
+therefore be rebuilt from what was learnt on normal images. Tested: a pasted unseen defect is not reproduced.
+
+Deviations: the MVTec AD paper's SSIM-AE is a plain conv stack at 128 px; the MIAD appendix replaces it with a
+modified U-Net and fixes only input size, normalisation, epochs, batch, Adam lr and weight decay. The map is
+smoothed with a Gaussian (sigma `map_sigma`, as RD and PatchCore) and the image score is its maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from miad.config import BaseConfig, _check
+
+
+@dataclass(frozen=True)
+class UNetAEConfig(BaseConfig):
+    # --- input (A.2.5: "normalized by a mean of 0.5 and a standard deviation of 0.5", 256 x 256)
+    image_size: int = 256
+    normalize: str = "half"
+    # --- network (the appendix is silent: our modified U-Net, see module docstring)
+    base_width: int = 32  # channels of the first level, doubled per level up to 8x
+    depth: int = 5  # number of stride-2 levels: 256 px -> 8 x 8 bottleneck
+    latent_channels: int = 64  # bottleneck channels at stride 2**depth
+    min_skip_stride: int = 16  # skips only from levels this coarse or coarser
+    skip_channels: int = 16  # 1x1 squeeze of every skip
+    skip_dropout: float = 0.5  # drop skip features during training
+    # --- loss and scoring
+    loss: str = "l2"  # l2 | ssim (the two MVTec AD auto-encoder variants)
+    map_sigma: float = 4.0  # Gaussian smoothing of the error map
+    # --- optimisation (A.2.5)
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.base_width >= 1 and self.latent_channels >= 1, "base_width/latent_channels",
+               (self.base_width, self.latent_channels), "integers >= 1")
+        _check(1 <= self.depth <= 7, "depth", self.depth, "an integer in [1, 7]")
+        _check(self.image_size % (2 ** self.depth) == 0, "image_size", self.image_size,
+               f"a multiple of 2**depth = {2 ** self.depth}")
+        _check(self.loss in ("l2", "ssim"), "loss", self.loss, "'l2' or 'ssim'")
+        _check(0.0 <= self.skip_dropout < 1.0, "skip_dropout", self.skip_dropout, "in [0, 1)")
+        _check(self.min_skip_stride >= 2, "min_skip_stride", self.min_skip_stride, ">= 2 (no full-resolution skip)")
+
+
+PRESETS = {
+    # A.2.5: 256 x 256, mean/std 0.5, no other augmentation, 100 epochs, batch 16, Adam lr 1e-4, weight decay 5e-4.
+    "paper": UNetAEConfig(),
+    # CPU-sized: 128 px, narrow, few epochs (trained from scratch: no pretrained backbone exists for it).
+    "quick": UNetAEConfig(image_size=128, base_width=16, depth=5, latent_channels=32, skip_channels=8,
+                          epochs=25, batch_size=16, lr=2e-3, weight_decay=0.0),
+}
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+class UNetAE(nn.Module):
+    """Encoder of `depth` stride-2 levels, narrow bottleneck, decoder with coarse, squeezed, dropped-out skips."""
+
+    def __init__(self, cfg: UNetAEConfig) -> None:
+        super().__init__()
+        widths = [cfg.base_width * min(2**i, 8) for i in range(cfg.depth + 1)]  # level i has stride 2**i
+        self.stem = _block(3, widths[0])
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1), _block(widths[i + 1],
+                          widths[i + 1])) for i in range(cfg.depth)
+        )
+        self.to_latent = nn.Conv2d(widths[-1], cfg.latent_channels, 1)
+        self.from_latent = nn.Sequential(nn.Conv2d(cfg.latent_channels, widths[-1], 1), nn.LeakyReLU(0.2, True))
+        self.skip_levels = [i for i in range(cfg.depth) if 2**i >= cfg.min_skip_stride]
+        self.squeeze = nn.ModuleDict({str(i): nn.Conv2d(widths[i], cfg.skip_channels, 1) for i in self.skip_levels})
+        self.drop = nn.Dropout2d(cfg.skip_dropout)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 4, stride=2, padding=1)
+                                for i in range(cfg.depth))
+        self.fuse = nn.ModuleList(
+            _block(widths[i] + (cfg.skip_channels if i in self.skip_levels else 0), widths[i])
+            for i in range(cfg.depth)
+        )
+        self.head = nn.Conv2d(widths[0], 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,S,S] in [-1,1] -> same
+        feats = [self.stem(x)]
+        for down in self.down:
+            feats.append(down(feats[-1]))  # level i: [B,w_i,S/2^i,S/2^i]
+        h = self.from_latent(self.to_latent(feats[-1]))
+        for i in reversed(range(len(self.up))):
+            h = self.up[i](h)
+            if i in self.skip_levels:
+                h = torch.cat([h, self.drop(self.squeeze[str(i)](feats[i]))], dim=1)
+            h = self.fuse[i](h)
+        return torch.tanh(self.head(h))
