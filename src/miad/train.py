@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from miad import distributed as dist
 from miad.errors import MiadError
 
 STATE_FILE = "train_state.pt"
@@ -54,25 +55,28 @@ def train_detector(
     scaler, amp_dtype = _amp(det.device, cfg.amp)
     state_path = Path(state_dir) / STATE_FILE if state_dir else None
     start, history = _resume(det, optimizer, scheduler, state_path)
+    step_fn = dist.wrap_for_training(det)  # DDP when launched by torchrun, else the plain loss
     batches = _Batches(det, train, cfg, num_workers, shuffle=True)
-    val_batches = _Batches(det, val, cfg, num_workers, shuffle=False) if val is not None else None
+    val_batches = _Batches(det, val, cfg, num_workers, shuffle=False, shard=False) if val is not None else None
+    progress = progress and dist.is_main()
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss = _train_epoch(det, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
+        train_loss = _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
         scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train_loss, "seconds": time.perf_counter() - t0}
         if val_batches is not None:
             row["val_loss"] = _validate(det, val_batches)
         history.append(row)
-        if state_path is not None:
+        if state_path is not None and dist.is_main():
             _save_state(det, optimizer, scheduler, history, state_path)
+        dist.barrier()
         if callback is not None:
             callback(row)
     det.model.eval()
     return history
 
 
-def _train_epoch(det, batches, epoch, optimizer, scaler, amp_dtype, params, progress) -> float:
+def _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress) -> float:
     cfg = det.config
     det.model.train()
     total, count, t0 = 0.0, 0, time.perf_counter()
@@ -80,7 +84,7 @@ def _train_epoch(det, batches, epoch, optimizer, scaler, amp_dtype, params, prog
                desc=f"{det.name} epoch {epoch + 1}/{cfg.epochs}")
     for step, (inputs, n) in enumerate(bar):
         with torch.autocast(det.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = det.loss(inputs)
+            loss = step_fn(inputs)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"{det.name}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower lr "
@@ -117,10 +121,15 @@ def _validate(det, batches) -> float:
 
 
 class _Batches:
-    """Batches of encoded inputs; with cache_features the frozen encoder runs once for all epochs."""
+    """Batches of encoded inputs; with cache_features the frozen encoder runs once for all epochs.
 
-    def __init__(self, det, dataset: Dataset, cfg, num_workers: int, shuffle: bool) -> None:
-        self.det, self.dataset, self.cfg, self.shuffle = det, dataset, cfg, shuffle
+    The batch size is global: under torchrun each rank takes its contiguous slice of every global batch.
+    """
+
+    def __init__(self, det, dataset: Dataset, cfg, num_workers: int, shuffle: bool, shard: bool = True) -> None:
+        self.det, self.dataset, self.cfg, self.shuffle, self.shard = det, dataset, cfg, shuffle, shard
+        if shard:
+            dist.local_batch_size(cfg.batch_size)  # fails early when the global batch does not divide
         self.num_workers = num_workers
         self.n = len(dataset)  # type: ignore[arg-type]
         self.cache: Any = None
@@ -136,16 +145,18 @@ class _Batches:
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)  # seeded per epoch: resumable
         return torch.randperm(self.n, generator=gen)
 
+    def _global_batches(self, epoch: int) -> list[torch.Tensor]:
+        order, bs = self._order(epoch), self.cfg.batch_size
+        batches = [order[i : i + bs] for i in range(0, self.n, bs)]
+        return [dist.shard_batch(b) for b in batches] if self.shard else batches
+
     def epoch(self, epoch: int):
-        order = self._order(epoch)
-        bs = self.cfg.batch_size
+        batches = [b for b in self._global_batches(epoch) if len(b)]
         if self.cache is not None:
-            for i in range(0, self.n, bs):
-                idx = order[i : i + bs]
+            for idx in batches:
                 yield _map(self.cache, lambda t, idx=idx: t[idx].to(self.det.device)), len(idx)
             return
-        sampler = order.tolist()
-        loader = DataLoader(self.dataset, batch_size=bs, sampler=sampler, num_workers=self.num_workers)
+        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches], num_workers=self.num_workers)
         for batch in loader:
             images = batch["image"].to(self.det.device)
             with torch.no_grad():

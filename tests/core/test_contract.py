@@ -42,7 +42,8 @@ def test_contract(name, tree, tmp_path):
 
     assert det.holdout is not None and len(det.holdout.image_scores) >= 1
     assert det.holdout.pixel_quantiles.shape == (101,)
-    assert det.threshold == pytest.approx(float(torch.quantile(det.holdout.image_scores, det.config.threshold_quantile)))
+    level = det.config.threshold_quantile
+    assert det.threshold == pytest.approx(float(torch.quantile(det.holdout.image_scores, level)))
     assert det.trained_on == ["widget"]
 
     path = tmp_path / "model.pt"

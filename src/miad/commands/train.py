@@ -26,21 +26,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from miad import distributed
     from miad.registry import create
     from miad.runconfig import load_samples, resolve_overrides, split, write_json_atomic, write_resolved_config
 
+    device = distributed.init_from_env(args.device)  # torchrun: one process per GPU, rank 0 writes
+    main = distributed.is_main()
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
     det = create(args.method, args.preset, **overrides)
     samples = load_samples(args.data, args.scenario)
     train = split(samples, "train")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario)
-    cats = sorted({s.category for s in train})
-    print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {', '.join(cats)}")
+    if main:
+        write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
+                              world_size=distributed.world_size())
+        cats = sorted({s.category for s in train})
+        print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {', '.join(cats)}")
     t0 = time.perf_counter()
-    det.fit(train, device=args.device, state_dir=str(out / "state"), num_workers=args.num_workers)
+    det.fit(train, device=device, state_dir=str(out / "state"), num_workers=args.num_workers, progress=main)
     seconds = time.perf_counter() - t0
+    if not main:
+        return 0
     det.save(str(out / "model.pt"))
     write_json_atomic(out / "history.json", {"fit_seconds": seconds, "epochs": det.history,
                                              "trained_on": det.trained_on})

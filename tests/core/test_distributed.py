@@ -1,0 +1,60 @@
+"""Distributed training on CPU (gloo, 2 processes) gives the same weights as one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from miad import distributed
+from miad.errors import ConfigError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, images: torch.Tensor, out: str) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    import reference_methods  # noqa: F401  (registers ref_ae in the child)
+
+    from miad.registry import create
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    device = distributed.init_from_env("cpu")
+    det = create("ref_ae", "quick", epochs=3, batch_size=4, holdout_fraction=0.0)
+    det.fit(images, device=device, progress=False)
+    if distributed.is_main():
+        torch.save(det.model.state_dict(), out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path, tiny_images):
+    images = torch.cat([tiny_images, tiny_images.flip(-1)])  # 12 images: 3 global batches of 4
+    from miad.registry import create
+
+    single = create("ref_ae", "quick", epochs=3, batch_size=4, holdout_fraction=0.0)
+    single.fit(images, device="cpu", progress=False)
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_worker, args=(2, _free_port(), images, str(out)), nprocs=2, join=True)
+    two = torch.load(out, weights_only=True)
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(two[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_global_batch_must_divide_world(monkeypatch):
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    with pytest.raises(ConfigError, match="divisible by the 3 processes"):
+        distributed.local_batch_size(32)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    assert distributed.shard_batch(torch.arange(6)).tolist() == [2, 3]
