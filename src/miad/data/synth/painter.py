@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 Colour = tuple[float, float, float]
-# A shader returns an (h, w, 3) float32 RGB texture for canvas pixel coordinates xx, yy (each (h, w)).
+# A shader returns an (h, w, 3) float32 RGB texture for canvas pixel coordinates xx (1, w) and yy (h, 1).
 Shader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _SHIFT = 4  # OpenCV sub-pixel bits: coordinates are drawn at 1/16 pixel
 
@@ -54,6 +54,10 @@ class Painter:
         """A stroke width in frame units as an OpenCV thickness (at least one pixel)."""
         return max(1, int(round(length * self.size)))
 
+    def everywhere(self) -> np.ndarray:
+        """A clip that lets everything through (forces the blending path, see catenary's wire)."""
+        return np.full(self.obj.shape, 255, np.uint8)
+
     def coverage(self, polys: Sequence[np.ndarray], stroke: int = 0, closed: bool = True) -> np.ndarray:
         """Full-canvas uint8 coverage (0..255) of frame-unit polygons (stroke 0 = filled)."""
         cov = np.zeros(self.obj.shape, np.uint8)
@@ -78,32 +82,44 @@ class Painter:
         restricts the paint to where another part is (a crack stays on its disc); obj=False paints
         non-object detail (shadows on the ground) that surface effects must not treat as a part.
         """
-        px = [self.to_px(p) for p in polys if len(p)]
+        if isinstance(polys, np.ndarray):  # (N, k, 2): many same-sized shapes converted in one go
+            px = list(self.to_px(polys))
+        else:
+            px = [self.to_px(p) for p in polys if len(p)]
         if not px:
+            return
+        if not callable(shade) and opacity >= 1.0 and clip is None:
+            # Opaque flat colour: OpenCV blends the anti-aliased edge itself, no float pass needed.
+            pts = _fixed_point(px)
+            _rasterise(self.rgb, pts, stroke, closed, tuple(float(c) for c in shade))
+            if obj:
+                _rasterise(self.obj, pts, stroke, closed)
             return
         roi = _roi(px, stroke, self.side)
         if roi is None:
             return
         x0, y0, x1, y1 = roi
         cov = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        pts = [np.round((p - (x0, y0)) * (1 << _SHIFT)).astype(np.int32) for p in px]
-        _rasterise(cov, pts, stroke, closed)
-        alpha = cov.astype(np.float32) * (opacity / 255.0)
+        _rasterise(cov, _fixed_point([p - (x0, y0) for p in px]), stroke, closed)
+        alpha = cov.astype(np.float32) * np.float32(opacity / 255.0)
         if clip is not None:
-            alpha *= clip[y0:y1, x0:x1].astype(np.float32) / 255.0
+            alpha *= clip[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255.0)
         if not alpha.any():
             return
         if callable(shade):
-            yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-            tex = shade(xx, yy)
+            xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+            yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+            tex = np.clip(shade(xx, yy) + 0.5, 0, 255).astype(np.uint8)
         else:
-            tex = np.asarray(shade, np.float32)
-        region = self.rgb[y0:y1, x0:x1].astype(np.float32)
-        a3 = alpha[..., None]
-        self.rgb[y0:y1, x0:x1] = np.clip(region + (tex - region) * a3 + 0.5, 0, 255).astype(np.uint8)
+            tex = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+            tex[:] = np.clip(np.round(np.asarray(shade, np.float32)), 0, 255).astype(np.uint8)
+        region = self.rgb[y0:y1, x0:x1]
+        # blendLinear: (tex * alpha + region * (1 - alpha)), one SIMD pass instead of several numpy ones.
+        self.rgb[y0:y1, x0:x1] = cv2.blendLinear(tex, np.ascontiguousarray(region), alpha, 1.0 - alpha)
         if obj:
-            o = self.obj[y0:y1, x0:x1].astype(np.float32)
-            self.obj[y0:y1, x0:x1] = (o + (255.0 - o) * alpha + 0.5).astype(np.uint8)
+            full = np.full(alpha.shape, 255, np.uint8)
+            part = np.ascontiguousarray(self.obj[y0:y1, x0:x1])
+            self.obj[y0:y1, x0:x1] = cv2.blendLinear(full, part, alpha, 1.0 - alpha)
 
     def line(self, pts: np.ndarray, shade: Colour | Shader, width: float, **kw) -> None:
         """An open polyline of `width` frame units."""
@@ -120,11 +136,17 @@ def _roi(px: list[np.ndarray], stroke: int, side: int) -> tuple[int, int, int, i
     return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
 
 
-def _rasterise(cov: np.ndarray, pts: list[np.ndarray], stroke: int, closed: bool) -> None:
+def _fixed_point(px: list[np.ndarray]) -> list[np.ndarray]:
+    if len(px) > 1 and all(p.shape == px[0].shape for p in px):
+        return list(np.round(np.stack(px) * (1 << _SHIFT)).astype(np.int32))
+    return [np.round(p * (1 << _SHIFT)).astype(np.int32) for p in px]
+
+
+def _rasterise(img: np.ndarray, pts: list[np.ndarray], stroke: int, closed: bool, colour=255) -> None:
     if stroke > 0:
-        cv2.polylines(cov, pts, closed, 255, stroke, cv2.LINE_AA, _SHIFT)
+        cv2.polylines(img, pts, closed, colour, stroke, cv2.LINE_AA, _SHIFT)
     else:
-        cv2.fillPoly(cov, pts, 255, cv2.LINE_AA, shift=_SHIFT)
+        cv2.fillPoly(img, pts, colour, cv2.LINE_AA, shift=_SHIFT)
 
 
 # ---------------------------------------------------------------- shapes (frame units)
@@ -146,8 +168,9 @@ def rect(cx: float, cy: float, w: float, h: float, angle_deg: float = 0.0) -> np
     return np.stack([cx + corners[:, 0] * c - corners[:, 1] * s, cy + corners[:, 0] * s + corners[:, 1] * c], 1)
 
 
-def jagged_path(rng: np.random.Generator, start, direction_deg: float, length: float, steps: int,
-                wiggle_deg: float = 35.0) -> np.ndarray:
+def jagged_path(
+    rng: np.random.Generator, start, direction_deg: float, length: float, steps: int, wiggle_deg: float = 35.0
+) -> np.ndarray:
     """A random-walk polyline (cracks): each step turns by up to +-wiggle_deg around the main direction."""
     pts = [np.asarray(start, np.float64)]
     step = length / steps
@@ -163,7 +186,8 @@ def jagged_path(rng: np.random.Generator, start, direction_deg: float, length: f
 def linear(c0: Colour, c1: Colour, p0, p1) -> Shader:
     """Colour ramp from c0 at canvas point p0 to c1 at p1 (clamped beyond)."""
     c0a, c1a = np.asarray(c0, np.float32), np.asarray(c1, np.float32)
-    d = np.asarray(p1, np.float32) - np.asarray(p0, np.float32)
+    p0 = np.asarray(p0, np.float32)
+    d = np.asarray(p1, np.float32) - p0
     norm = float(d @ d) or 1.0
 
     def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -176,12 +200,13 @@ def linear(c0: Colour, c1: Colour, p0, p1) -> Shader:
 def cylinder(base: Colour, p0, p1, ambient: float = 0.45, shine: float = 0.35) -> Shader:
     """Shading across a cylinder whose silhouette runs from canvas point p0 to p1 (one side to the other)."""
     b = np.asarray(base, np.float32)
-    d = np.asarray(p1, np.float32) - np.asarray(p0, np.float32)
+    p0 = np.asarray(p0, np.float32)
+    d = np.asarray(p1, np.float32) - p0
     norm = float(d @ d) or 1.0
 
     def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         t = np.clip(((xx - p0[0]) * d[0] + (yy - p0[1]) * d[1]) / norm, 0, 1)
-        lit = ambient + (1 - ambient) * np.sin(np.pi * t) ** 0.7
+        lit = ambient + (1 - ambient) * np.clip(np.sin(np.pi * t), 0, 1) ** 0.7
         spec = shine * np.exp(-(((t - 0.32) / 0.09) ** 2))
         return b * lit[..., None] + 255.0 * spec[..., None]
 
@@ -191,6 +216,7 @@ def cylinder(base: Colour, p0, p1, ambient: float = 0.45, shine: float = 0.35) -
 def radial(inner: Colour, outer: Colour, centre, radius: float) -> Shader:
     """Colour from `inner` at the canvas point centre to `outer` at `radius` pixels."""
     ci, co = np.asarray(inner, np.float32), np.asarray(outer, np.float32)
+    centre = np.asarray(centre, np.float32)
 
     def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         t = np.clip(np.hypot(xx - centre[0], yy - centre[1]) / max(radius, 1e-6), 0, 1)[..., None]
@@ -203,9 +229,10 @@ def textured(shader: Shader | Colour, texture: np.ndarray, amount: float) -> Sha
     """Modulate a shader by a full-canvas texture in [-1, 1] (grain, brushing) of relative `amount`."""
 
     def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        base = shader(xx, yy) if callable(shader) else np.broadcast_to(np.asarray(shader, np.float32), (*xx.shape, 3))
+        h, w = yy.shape[0], xx.shape[1]
+        base = shader(xx, yy) if callable(shader) else np.asarray(shader, np.float32)
         y0, x0 = int(yy[0, 0]), int(xx[0, 0])
-        t = texture[y0 : y0 + xx.shape[0], x0 : x0 + xx.shape[1]]
-        return base * (1.0 + amount * t[..., None])
+        t = texture[y0 : y0 + h, x0 : x0 + w]
+        return base * (1.0 + np.float32(amount) * t[..., None])
 
     return shade

@@ -24,7 +24,9 @@ def render_background(
     plain = np.broadcast_to(top + (bottom - top) * t, (side, side, 3))
     if fraction <= 0.0:
         return np.ascontiguousarray(np.clip(plain + 0.5, 0, 255).astype(np.uint8))
-    clutter = _clutter(rng, side).astype(np.float32)
+    # Rendered at half resolution: 4x cheaper, and a background is out of focus anyway.
+    small = max(16, side // 2)
+    clutter = cv2.resize(_clutter(rng, small), (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     return np.clip(plain + (clutter - plain) * fraction + 0.5, 0, 255).astype(np.uint8)
 
 

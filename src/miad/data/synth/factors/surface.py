@@ -2,7 +2,9 @@
 
 The image's surface fraction f (drawn from [0, strength]) scales every effect: f = 0 is a clean part under even
 light. The random fields are drawn once per image and applied identically to its normal and defective
-renderings, so they change both the same way and never create a difference outside the defect.
+renderings, so they change both the same way and never create a difference outside the defect. They are
+applied in output space, after the viewpoint warp (to the warped part coverage): the fields are random per
+image anyway, and the output has 2.25 times fewer pixels than the canvas.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ class SurfaceFields:
     """Per-pixel weights on the canvas (all zero when the fraction is 0)."""
 
     fraction: float
-    rust: np.ndarray  # (side, side) weight of rust colour on parts, 0..0.85
-    rust_tone: np.ndarray  # (side, side, 3) rust colour with grain
-    dirt: np.ndarray  # (side, side) darkening weight on parts
+    rust: np.ndarray  # (size, size) weight of rust colour on parts, 0..0.85
+    rust_tone: np.ndarray  # (size, size, 3) rust colour with grain
+    dirt: np.ndarray  # (size, size) darkening weight on parts
     fade: float  # desaturation of the parts
-    light: np.ndarray  # (side, side, 3) multiplicative lighting on the whole view
+    light: np.ndarray  # (size, size, 3) multiplicative lighting on the whole view
     brightness: float  # mean lighting gain, for the manifest
 
 
 def sample_surface(rng: np.random.Generator, strength: float, side: int) -> SurfaceFields:
+    """The fields of one image at output size `side`."""
     f = float(rng.uniform(0.0, strength)) if strength > 0 else 0.0
     if f == 0.0:
         zeros = np.zeros((side, side), np.float32)
-        return SurfaceFields(0.0, zeros, np.zeros((side, side, 3), np.float32), zeros, 0.0,
-                             np.ones((side, side, 3), np.float32), 1.0)
+        return SurfaceFields(
+            0.0, zeros, np.zeros((side, side, 3), np.float32), zeros, 0.0, np.ones((side, side, 3), np.float32), 1.0
+        )
     n_rust = noise.smooth(rng, side, side / rng.uniform(4, 10), 4)
     rust = np.clip((n_rust - (1.0 - 0.5 * f)) / 0.1, 0.0, 1.0) * 0.85
     rust_tone = RUST * (1.0 + 0.35 * noise.grain(rng, side))[..., None]
@@ -59,7 +63,7 @@ def _lighting(rng: np.random.Generator, f: float, side: int) -> np.ndarray:
 
 
 def apply_surface(rgb: np.ndarray, obj: np.ndarray, fields: SurfaceFields) -> np.ndarray:
-    """The canvas with the surface effects applied (uint8 RGB); a pure function of its inputs."""
+    """The warped image with the surface effects applied (uint8 RGB); a pure function of its inputs."""
     if fields.fraction == 0.0:
         return rgb
     img = rgb.astype(np.float32)
