@@ -1,0 +1,224 @@
+"""DRAEM networks and configuration (Zavrtanik et al., "DRAEM - A discriminatively trained reconstruction
+embedding for surface anomaly detection", ICCV 2021, arXiv 2108.07610; MIAD appendix A.2.4).
+
+Idea: a reconstructive sub-network learns to turn images with synthetic anomalies (Perlin-noise shaped patches
+of a foreign texture) back into the clean image; a discriminative sub-network sees the input and its
+reconstruction side by side and learns to segment where they disagree. At test time the segmentation's anomaly
+channel is the anomaly map.
+
+Deviations from the original code (VitjanZ/DRAEM), all documented next to their fields:
+- Images are RGB; the original reads them with OpenCV as BGR. Both networks are trained from scratch, so the
+  channel order only matters when loading the original's weights (not supported).
+- Without `anomaly_source` (a DTD folder), anomaly textures are generated procedurally (`textures.py`): no
+  download. With it, DTD images are used as in the original.
+- Texture augmentations use torchvision.transforms.v2 (not the unmaintained imgaug), restricted to the seven
+  operations the MIAD appendix lists; their parameter ranges follow the original's imgaug settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from miad.config import BaseConfig, _check
+
+AUGMENTATIONS = ("posterize", "sharpness", "solarize", "equalize", "brightness", "colour", "autocontrast")
+DOWNSAMPLE = 32  # the discriminative U-Net pools 5 times: inputs must be a multiple of 2**5
+
+
+@dataclass(frozen=True)
+class DraemConfig(BaseConfig):
+    # --- input: A.2.4 "zoomed to the input size of 256x256"; methods.md 3.4: [0,1] images, no ImageNet norm
+    image_size: int = 256
+    normalize: str = "none"
+    # --- optimisation: A.2.4 700 epochs, batch 8, Adam lr 1e-4, x0.2 after epochs 560 and 630
+    epochs: int = 700
+    batch_size: int = 8
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    lr_milestones: tuple[int, ...] = (560, 630)
+    lr_gamma: float = 0.2
+    # --- networks (methods.md 3.4: reconstructive base width 128, discriminative base width 64)
+    recon_base_width: int = 128
+    disc_base_width: int = 64
+    # --- anomaly synthesis (methods.md 3.4, original code)
+    anomaly_source: str | None = None  # folder of texture images (DTD: dtd/images); None = procedural textures
+    anomaly_probability: float = 0.5  # share of training samples that receive a synthetic anomaly
+    perlin_min_exponent: int = 0  # Perlin lattice scale per axis = 2**k, k uniform in [min, max]
+    perlin_max_exponent: int = 5
+    perlin_rotation: float = 90.0  # noise rotated by U(-r, r) degrees before thresholding
+    perlin_threshold: float = 0.5  # mask = rotated noise > threshold
+    beta_max: float = 0.8  # opacity of the normal image inside the mask: beta ~ U(0, beta_max)
+    n_augmentations: int = 3  # A.2.4: 3 operations drawn from `augmentations`, applied to the texture
+    augmentations: tuple[str, ...] = AUGMENTATIONS  # A.2.4's list
+    rotate_probability: float = 0.3  # original code: 30 % of normal training images are rotated ...
+    rotate_degrees: float = 45.0  # ... A.2.4: by an angle in (-45, 45) degrees
+    # --- loss (methods.md 3.4): L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation
+    ssim_window: int = 11
+    ssim_sigma: float = 1.5
+    focal_gamma: float = 2.0
+    # --- scoring: image score = max of the k x k mean-filtered anomaly map (original test code: k = 21)
+    score_kernel: int = 21
+
+    def validate(self) -> None:
+        super().validate()
+        s = self.image_size
+        _check(
+            self.normalize == "none",
+            "normalize",
+            self.normalize,
+            "'none' (synthesis, the [0,1] reconstruction target and SSIM's data range assume plain [0,1] images)",
+        )
+        _check(
+            s % DOWNSAMPLE == 0 and s >= 2 * DOWNSAMPLE,
+            "image_size",
+            s,
+            f"a multiple of {DOWNSAMPLE}, at least {2 * DOWNSAMPLE} (the U-Net pools 5 times; a 1x1 bottleneck "
+            "breaks BatchNorm on a batch of one)",
+        )
+        _check(self.recon_base_width >= 1, "recon_base_width", self.recon_base_width, "an integer >= 1")
+        _check(self.disc_base_width >= 1, "disc_base_width", self.disc_base_width, "an integer >= 1")
+        _check(0.0 <= self.anomaly_probability <= 1.0, "anomaly_probability", self.anomaly_probability, "in [0, 1]")
+        _check(
+            0 <= self.perlin_min_exponent <= self.perlin_max_exponent,
+            "perlin_min_exponent",
+            self.perlin_min_exponent,
+            f"in [0, perlin_max_exponent={self.perlin_max_exponent}]",
+        )
+        _check(
+            2**self.perlin_max_exponent <= s,
+            "perlin_max_exponent",
+            self.perlin_max_exponent,
+            f"at most log2(image_size={s})",
+        )
+        _check(0.0 <= self.beta_max < 1.0, "beta_max", self.beta_max, "in [0, 1)")
+        unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
+        _check(
+            not unknown and len(set(self.augmentations)) == len(self.augmentations),
+            "augmentations",
+            self.augmentations,
+            f"distinct names from {list(AUGMENTATIONS)}",
+        )
+        _check(
+            0 <= self.n_augmentations <= len(self.augmentations),
+            "n_augmentations",
+            self.n_augmentations,
+            f"in [0, len(augmentations)={len(self.augmentations)}]",
+        )
+        _check(0.0 <= self.rotate_probability <= 1.0, "rotate_probability", self.rotate_probability, "in [0, 1]")
+        _check(self.ssim_window % 2 == 1, "ssim_window", self.ssim_window, "an odd integer")
+        _check(self.score_kernel % 2 == 1, "score_kernel", self.score_kernel, "an odd integer")
+        _check(
+            not self.cache_features,
+            "cache_features",
+            self.cache_features,
+            "false (DRAEM synthesises new anomalies every epoch)",
+        )
+
+
+PRESETS: dict[str, DraemConfig] = {
+    "paper": DraemConfig(),
+    # CPU-sized: 64 px, narrow networks, a few epochs. DRAEM trains both networks from scratch, so this
+    # is a smoke-level run, far from the paper's 700 GPU epochs (see the closing note of issue 9).
+    "quick": DraemConfig(
+        image_size=64,
+        epochs=8,
+        batch_size=8,
+        lr=1e-3,
+        lr_milestones=(6,),
+        recon_base_width=12,
+        disc_base_width=8,
+        perlin_max_exponent=4,
+    ),
+}
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _block(c_in: int, c_mid: int, c_out: int | None = None) -> nn.Sequential:
+    """Two 3x3 conv + BN + ReLU layers."""
+    return nn.Sequential(*_conv_bn_relu(c_in, c_mid), *_conv_bn_relu(c_mid, c_out or c_mid))
+
+
+def _up(c_in: int, c_out: int) -> nn.Sequential:
+    """x2 bilinear upsampling followed by one conv + BN + ReLU (as the original, not a transposed conv)."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), *_conv_bn_relu(c_in, c_out))
+
+
+class ReconstructiveNet(nn.Module):
+    """Encoder-decoder WITHOUT skip connections: widths b, 2b, 4b, 8b, 8b with 4 poolings, mirrored back."""
+
+    def __init__(self, base: int, channels: int = 3) -> None:
+        super().__init__()
+        b = base
+        widths = [b, 2 * b, 4 * b, 8 * b, 8 * b]
+        ins = [channels] + widths[:-1]
+        self.encoder = nn.ModuleList([_block(i, o) for i, o in zip(ins, widths)])
+        self.pool = nn.MaxPool2d(2)
+        # decoder stages: (up in -> up out, then block up out -> stage out)
+        stages = [(8 * b, 8 * b, 4 * b), (4 * b, 4 * b, 2 * b), (2 * b, 2 * b, b), (b, b, b)]
+        self.ups = nn.ModuleList([_up(c_in, c_mid) for c_in, c_mid, _ in stages])
+        self.decoder = nn.ModuleList([_block(c_mid, c_mid, c_out) for _, c_mid, c_out in stages])
+        self.head = nn.Conv2d(b, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.encoder):
+            x = block(x if i == 0 else self.pool(x))  # [B,w_i,S/2^i,S/2^i]
+        for up, block in zip(self.ups, self.decoder):
+            x = block(up(x))
+        return self.head(x)  # [B,3,S,S], unbounded as the original
+
+
+class DiscriminativeNet(nn.Module):
+    """U-Net WITH skips: encoder b, 2b, 4b, 8b, 8b, 8b (5 poolings); 6-ch input, 2-ch logits."""
+
+    def __init__(self, base: int, in_channels: int = 6, out_channels: int = 2) -> None:
+        super().__init__()
+        b = base
+        widths = [b, 2 * b, 4 * b, 8 * b, 8 * b, 8 * b]
+        ins = [in_channels] + widths[:-1]
+        self.encoder = nn.ModuleList([_block(i, o) for i, o in zip(ins, widths)])
+        self.pool = nn.MaxPool2d(2)
+        outs = [8 * b, 4 * b, 2 * b, b, b]  # decoder widths, deepest first
+        self.ups = nn.ModuleList([_up(c_in, c_out) for c_in, c_out in zip([8 * b, *outs[:-1]], outs)])
+        skips = widths[-2::-1]  # encoder outputs joined at each decoder stage: 8b, 8b, 4b, 2b, b
+        self.decoder = nn.ModuleList([_block(o + s, o) for o, s in zip(outs, skips)])
+        self.head = nn.Conv2d(b, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for i, block in enumerate(self.encoder):
+            x = block(x if i == 0 else self.pool(x))
+            feats.append(x)
+        x = feats.pop()  # bottleneck [B,8b,S/32,S/32]
+        for up, block in zip(self.ups, self.decoder):
+            x = block(torch.cat([up(x), feats.pop()], dim=1))
+        return self.head(x)  # [B,2,S,S] logits (channel 1 = anomaly)
+
+
+class DraemModel(nn.Module):
+    """Both sub-networks; forward returns (reconstruction, segmentation logits)."""
+
+    def __init__(self, cfg: DraemConfig) -> None:
+        super().__init__()
+        self.reconstructive = ReconstructiveNet(cfg.recon_base_width)
+        self.discriminative = DiscriminativeNet(cfg.disc_base_width)
+        self.apply(_init_weights)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        recon = self.reconstructive(images)  # [B,3,S,S]
+        logits = self.discriminative(torch.cat([recon, images], dim=1))  # [B,2,S,S]
+        return recon, logits
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Original init: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
