@@ -1,0 +1,43 @@
+"""Images for people: heat-map overlays and binary masks at the input image's own size (capped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MAX_SIDE = 1024  # overlays of huge photos are written at most this large
+
+
+def _display_size(path: Path) -> tuple[int, int]:
+    from miad.data.io import read_size
+
+    w, h = read_size(path)
+    scale = min(1.0, MAX_SIDE / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def colorize(amap: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
+    """[H,W] scores -> [H,W,3] uint8 'jet' colours; the range defaults to the map's own min..max."""
+    from matplotlib import colormaps
+
+    lo, hi = value_range if value_range else (float(amap.min()), float(amap.max()))
+    scaled = np.clip((amap - lo) / max(hi - lo, 1e-12), 0, 1)
+    return (colormaps["jet"](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def save_overlay(image_path: Path, amap: np.ndarray, out: Path, value_range: tuple[float, float] | None,
+                 alpha: float = 0.45) -> None:
+    from miad.data.io import load_rgb
+
+    size = _display_size(image_path)
+    image = np.asarray(load_rgb(image_path, size), dtype=np.float32)
+    heat = Image.fromarray(colorize(amap.astype(np.float32), value_range)).resize(size, Image.Resampling.BILINEAR)
+    blend = (1 - alpha) * image + alpha * np.asarray(heat, dtype=np.float32)
+    Image.fromarray(blend.clip(0, 255).astype(np.uint8)).save(out)
+
+
+def save_mask(image_path: Path, mask: np.ndarray, out: Path) -> None:
+    size = _display_size(image_path)
+    Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST).save(out)
