@@ -1,0 +1,94 @@
+"""PatchCore detector: streams training features into a bounded coreset, then scores by nearest bank vector.
+
+Fitting never holds all patch features: each batch's vectors go straight into `StreamingCoreset`, which keeps one
+chunk of float32 vectors plus the pre-allocated bank. Images are visited in a seeded random order, so that chunks
+mix images (and categories, in unified training).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from miad.detector import Detector
+from miad.errors import ConfigError, DataError
+from miad.methods.patchcore.coreset import CoresetPlan, StreamingCoreset, plan_coreset, random_projection
+from miad.methods.patchcore.model import BANK_DTYPES, PRESETS, PatchCoreConfig, PatchCoreModel
+from miad.registry import register
+from miad.types import Prediction
+
+
+@register
+class PatchCore(Detector):
+    name = "patchcore"
+    Config = PatchCoreConfig
+    PRESETS = PRESETS
+    SMOKE = {"image_size": 32, "weights": "random", "coreset_ratio": 0.25, "num_neighbors": 3}
+
+    config: PatchCoreConfig
+    model: PatchCoreModel
+
+    def build(self, pretrained: bool) -> PatchCoreModel:
+        return PatchCoreModel(self.config, pretrained)
+
+    def _fit(self, train: Dataset, val: Dataset | None, *, progress: bool = True, num_workers: int = 0,
+             **_: Any) -> None:
+        n_images = len(train)  # type: ignore[arg-type]
+        if n_images == 0:
+            raise DataError("no training images left after the hold-out split; add normal training images")
+        order = torch.Generator().manual_seed(self.config.seed)
+        loader = DataLoader(train, batch_size=self.config.batch_size, shuffle=True, generator=order,
+                            num_workers=num_workers)
+        self.model.eval()
+        stream: StreamingCoreset | None = None
+        with torch.no_grad():
+            for batch in tqdm(loader, disable=not progress, leave=False, desc=f"{self.name} features + coreset"):
+                feats = self.model.embed(batch["image"].to(self.device))  # [B,h,w,D]
+                if stream is None:
+                    stream = self._stream(n_images, feats.shape[1] * feats.shape[2], feats.shape[1:3])
+                stream.add(feats.flatten(0, 2))
+        assert stream is not None
+        self.model.set_bank(stream.finish())
+
+    def _stream(self, n_images: int, per_image: int, grid: tuple[int, ...]) -> StreamingCoreset:
+        plan = self.plan(n_images, per_image, tuple(grid))
+        cfg = self.config
+        projection = None
+        if cfg.projection_dim is not None and cfg.projection_dim < self.model.dim:
+            projection = random_projection(self.model.dim, cfg.projection_dim, cfg.seed)
+        return StreamingCoreset(plan, self.model.dim, projection=projection, bank_dtype=BANK_DTYPES[cfg.bank_dtype],
+                                device=self.device, seed=cfg.seed)
+
+    def plan(self, n_images: int, per_image: int, grid: tuple[int, ...] = ()) -> CoresetPlan:
+        """The coreset plan for n_images x per_image patch vectors; bad sizes raise clear errors."""
+        cfg = self.config
+        where = f" (a {'x'.join(map(str, grid))} grid at image_size {cfg.image_size})" if grid else ""
+        if cfg.max_bank_size is not None and cfg.max_bank_size < per_image:
+            raise ConfigError(
+                f"config max_bank_size={cfg.max_bank_size} is smaller than one image's {per_image} patch "
+                f"vectors{where}; set max_bank_size >= {per_image} or null"
+            )
+        plan = plan_coreset(n_images * per_image, cfg.coreset_ratio, cfg.coreset_chunk_size, cfg.max_bank_size)
+        if plan.bank_size < cfg.num_neighbors:
+            raise DataError(
+                f"the training set is too small: {n_images} images x {per_image} patch vectors x coreset_ratio "
+                f"{cfg.coreset_ratio} give a memory bank of {plan.bank_size} vectors, fewer than num_neighbors="
+                f"{cfg.num_neighbors}; add training images, raise coreset_ratio, or lower num_neighbors"
+            )
+        return plan
+
+    def _predict(self, images: torch.Tensor) -> Prediction:
+        image_score, anomaly_map = self.model(images)
+        return Prediction(image_score, anomaly_map)
+
+    def load_model_state(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """The bank's row count depends on the training data: size the buffers from the checkpoint first."""
+        bank = state_dict.get("memory_bank")
+        if bank is None or bank.ndim != 2 or bank.shape[1] != self.model.dim:
+            got = None if bank is None else tuple(bank.shape)
+            raise RuntimeError(f"memory_bank of shape {got}, expected [rows, {self.model.dim}]")
+        self.model.resize_bank(bank.shape[0])
+        super().load_model_state(state_dict)

@@ -1,0 +1,177 @@
+"""PatchCore (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022, arXiv 2106.08265).
+
+Idea: locally aggregated mid-level features of normal training images form a memory bank, thinned by greedy
+k-centre ("coreset") selection; a test patch's score is its distance to the nearest bank vector, and the image
+score is the largest patch score, re-weighted by how isolated that nearest bank vector is.
+
+The `paper` preset follows MIAD appendix A.2.2 (anomalib's PatchCore; /work/shared/research/methods.md §3.2, §4):
+224x224 resize without crop, WideResNet50-2 layer2+layer3, 3x3 average-pooled neighbourhoods concatenated
+(1536 dims), coreset 10 %, 9 neighbours for re-weighting, nearest-neighbour up-sampling and Gaussian sigma 4.
+Deviations, all for scale: coreset selection runs on a random 128-dim projection (the official code's choice;
+anomalib uses a sparse random projection) in chunks of `coreset_chunk_size` patch vectors (exact greedy for
+smaller sets; see coreset.py); `max_bank_size` caps the bank; `bank_dtype` may halve its memory.
+`embed_dim` set to an integer switches to the official code's aggregation (each 3x3 patch vector adaptively
+average-pooled to `embed_dim` per layer, then over the stacked layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from miad import ops
+from miad.backbones import FeatureExtractor
+from miad.config import BaseConfig, _check
+from miad.methods.patchcore.knn import k_nearest, nearest_neighbor
+
+BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class PatchCoreConfig(BaseConfig):
+    # --- input (A.2.2: 224x224 resize, no crop, no augmentation)
+    image_size: int = 224
+    # --- features
+    backbone: str = "wide_resnet50_2"  # A.2.2: WideResNet50
+    layers: tuple[int, ...] = (2, 3)  # anomalib default: layer2 + layer3 (methods.md §3.2)
+    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    patch_size: int = 3  # neighbourhood aggregated around each location (anomalib AvgPool2d(3, 1, 1))
+    embed_dim: int | None = None  # None: anomalib concatenation (sum of channels); int: official adaptive pooling
+    # --- memory bank
+    coreset_ratio: float = 0.1  # anomalib default: 10 % of the training patch vectors
+    projection_dim: int | None = 128  # random projection for coreset selection (official code); None = none
+    coreset_chunk_size: int = 10_000  # patch vectors per greedy chunk; sets this small or smaller: exact greedy
+    max_bank_size: int | None = None  # absolute cap on bank vectors (None: ratio alone decides)
+    bank_dtype: str = "float32"  # "float32" | "float16" (half the memory; search widens chunks to float32)
+    # --- scoring
+    num_neighbors: int = 9  # anomalib default: b in the paper's re-weighting; 1 = plain max patch distance
+    knn_block_elements: int = 1 << 24  # distances held at once during search (64 MB of float32)
+    map_upsample: str = "nearest"  # anomalib F.interpolate default; the official code uses "bilinear"
+    blur_sigma: float = 4.0  # anomalib / official: Gaussian sigma 4 on the up-sampled map
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.patch_size >= 1 and self.patch_size % 2 == 1, "patch_size", self.patch_size, "an odd int >= 1")
+        _check(self.embed_dim is None or self.embed_dim >= 1, "embed_dim", self.embed_dim, "null or an int >= 1")
+        _check(0.0 < self.coreset_ratio <= 1.0, "coreset_ratio", self.coreset_ratio, "in (0, 1], e.g. 0.1")
+        _check(
+            self.projection_dim is None or self.projection_dim >= 1,
+            "projection_dim", self.projection_dim, "null or an int >= 1 (128 as the official code)",
+        )
+        _check(self.coreset_chunk_size >= 2, "coreset_chunk_size", self.coreset_chunk_size, "an int >= 2")
+        _check(self.num_neighbors >= 1, "num_neighbors", self.num_neighbors, "an int >= 1 (9 as anomalib)")
+        _check(
+            self.max_bank_size is None or self.max_bank_size >= self.num_neighbors,
+            "max_bank_size", self.max_bank_size, f"null or an int >= num_neighbors ({self.num_neighbors})",
+        )
+        _check(self.bank_dtype in BANK_DTYPES, "bank_dtype", self.bank_dtype, f"one of {list(BANK_DTYPES)}")
+        _check(self.knn_block_elements >= 1, "knn_block_elements", self.knn_block_elements, "an int >= 1")
+        _check(self.map_upsample in ("nearest", "bilinear"), "map_upsample", self.map_upsample,
+               "'nearest' or 'bilinear'")
+        _check(self.blur_sigma >= 0, "blur_sigma", self.blur_sigma, ">= 0 (0 = no blur)")
+        _check(len(self.layers) >= 1, "layers", self.layers, "at least one feature level")
+
+
+PRESETS = {
+    "paper": PatchCoreConfig(
+        image_size=224,  # A.2.2: zoomed to 224x224, no augmentation
+        backbone="wide_resnet50_2",  # A.2.2: WideResNet50
+        layers=(2, 3),  # anomalib default layer2 + layer3 (methods.md §3.2)
+        batch_size=32,  # A.2.2: batch size 32
+        max_train_images=2000,  # A.2.2: 2,000 randomly sampled training images (off: --set max_train_images=null)
+        coreset_ratio=0.1,  # anomalib default (methods.md §4)
+        num_neighbors=9,  # anomalib default (methods.md §4)
+        blur_sigma=4.0,  # anomalib default
+    ),
+    # CPU-sized: EfficientNet-Lite0 with real ImageNet weights at 160 px; stride-8 + stride-16 stages.
+    "quick": PatchCoreConfig(
+        image_size=160,
+        backbone="efficientnet_lite0",
+        layers=(2, 3),
+        batch_size=32,
+        coreset_ratio=0.1,
+        num_neighbors=9,
+    ),
+}
+
+
+class PatchCoreModel(nn.Module):
+    """Frozen feature extractor + memory bank; forward(images) -> (image_score [B], anomaly_map [B,S,S])."""
+
+    def __init__(self, config: PatchCoreConfig, pretrained: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.extractor = FeatureExtractor(config.backbone, config.layers, config.weights if pretrained else "random")
+        self.dim = config.embed_dim or sum(self.extractor.channels)
+        self.register_buffer("memory_bank", torch.empty(0, self.dim, dtype=BANK_DTYPES[config.bank_dtype]))
+        self.register_buffer("bank_sq_norm", torch.empty(0))  # ||b||^2 of each bank row, float32
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """[B,3,S,S] -> locally aggregated patch features [B,h,w,D] on the first level's grid (float32)."""
+        levels = [f.float() for f in self.extractor(images)]
+        grid = levels[0].shape[-2:]
+        if self.config.embed_dim is None:
+            p = self.config.patch_size
+            pooled = [ops.mean_filter(f.flatten(0, 1), p).view_as(f) for f in levels]  # 3x3 average (zero pad)
+            maps = [pooled[0]] + [ops.upsample(f, grid) for f in pooled[1:]]
+            return torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # [B,h,w,sum C]
+        # official code: unfold 3x3 -> adaptive pool to embed_dim per layer -> adaptive pool over the layers.
+        # Pooling over channels and bilinear resizing over space are linear on separate axes, so pooling first
+        # (on the coarse grid) gives the official result with 9x less up-sampling work.
+        per_layer = [ops.upsample(self._pool_channels(ops.unfold_patches(f, self.config.patch_size)), grid)
+                     for f in levels]  # each [B,E,h,w]
+        stacked = torch.stack(per_layer, dim=1).permute(0, 3, 4, 1, 2)  # [B,h,w,L,E]
+        b, h, w, n_layers, e = stacked.shape
+        merged = F.adaptive_avg_pool1d(stacked.reshape(-1, 1, n_layers * e), self.config.embed_dim)
+        return merged.view(b, h, w, -1)
+
+    def _pool_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,C',H,W] -> [B,E,H,W]: 1-D adaptive average pooling of each location's vector (official code)."""
+        b, c, h, w = x.shape
+        flat = x.permute(0, 2, 3, 1).reshape(-1, 1, c)
+        return F.adaptive_avg_pool1d(flat, self.config.embed_dim).view(b, h, w, -1).permute(0, 3, 1, 2)
+
+    def set_bank(self, bank: torch.Tensor) -> None:
+        self.memory_bank = bank.to(BANK_DTYPES[self.config.bank_dtype])
+        self.bank_sq_norm = self.memory_bank.float().pow(2).sum(1)
+
+    def resize_bank(self, rows: int) -> None:
+        """Empty buffers of the right size, so that load_state_dict can fill a fitted bank."""
+        self.memory_bank = self.memory_bank.new_empty(rows, self.dim)
+        self.bank_sq_norm = self.bank_sq_norm.new_empty(rows)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.embed(images)  # [B,h,w,D]
+        b, h, w, d = feats.shape
+        flat = feats.reshape(b * h * w, d)
+        sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, self.config.knn_block_elements)
+        scores = sq.sqrt().view(b, h * w)  # Euclidean patch scores, as anomalib
+        image_score = self.reweighted_max(scores, index.view(b, h * w), feats.view(b, h * w, d))
+        return image_score, self.anomaly_map(scores.view(b, h, w), images.shape[-1])
+
+    def reweighted_max(self, scores: torch.Tensor, index: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """Paper eq. 7 as anomalib: s = (1 - softmax(||m_test,* - m||, m in N_b(m*))[m*]) * s*."""
+        worst = scores.argmax(dim=1, keepdim=True)  # [B,1] the patch m_test,* with the largest score
+        s_star = scores.gather(1, worst).squeeze(1)  # [B]
+        if self.config.num_neighbors == 1:
+            return s_star
+        b, _, d = feats.shape
+        f_star = feats.gather(1, worst.unsqueeze(-1).expand(b, 1, d)).squeeze(1)  # [B,D]
+        m_star = self.memory_bank.index_select(0, index.gather(1, worst).squeeze(1)).to(f_star.dtype)  # [B,D]
+        k = self.config.num_neighbors
+        _, support = k_nearest(m_star, self.memory_bank, self.bank_sq_norm, k, self.config.knn_block_elements)
+        neighbours = self.memory_bank.index_select(0, support.flatten()).view(b, k, d).to(f_star.dtype)
+        dist = (f_star.unsqueeze(1) - neighbours).pow(2).sum(-1).sqrt()  # [B,k]; column 0 is m* itself
+        weight = 1.0 - torch.softmax(dist, dim=1)[:, 0]
+        return weight * s_star
+
+    def anomaly_map(self, patch_scores: torch.Tensor, size: int) -> torch.Tensor:
+        """[B,h,w] -> [B,S,S]: up-sample to the input size, then Gaussian blur."""
+        if self.config.map_upsample == "nearest":
+            maps = F.interpolate(patch_scores.unsqueeze(1), size=(size, size), mode="nearest").squeeze(1)
+        else:
+            maps = ops.upsample(patch_scores, size)
+        return ops.gaussian_blur(maps, self.config.blur_sigma)

@@ -1,0 +1,37 @@
+"""Chunked exact nearest-neighbour search equals a brute-force search, for any chunking and bank dtype."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from miad.methods.patchcore.knn import k_nearest, nearest_neighbor
+
+
+def _data(dtype=torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    query = torch.randn(50, 12, generator=gen)
+    bank = torch.randn(700, 12, generator=gen).to(dtype)
+    return query, bank, bank.float().pow(2).sum(1)
+
+
+@pytest.mark.parametrize("block", [1, 50 * 300, 1 << 24])  # 256-row chunks (3 chunks), 300 rows, one chunk
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_nearest_neighbor_is_exact(block, dtype):
+    query, bank, bank_sq = _data(dtype)
+    dist = torch.cdist(query.double(), bank.double()) ** 2
+    want_d, want_i = dist.min(dim=1)
+    got_d, got_i = nearest_neighbor(query, bank, bank_sq, block)
+    assert torch.equal(got_i, want_i)
+    torch.testing.assert_close(got_d.double(), want_d, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("block", [1, 1 << 24])
+def test_k_nearest_is_exact_and_sorted(block):
+    query, bank, bank_sq = _data()
+    dist = torch.cdist(query.double(), bank.double()) ** 2
+    want_d, want_i = dist.topk(9, dim=1, largest=False)
+    got_d, got_i = k_nearest(query, bank, bank_sq, 9, block)
+    assert torch.equal(got_i, want_i)
+    torch.testing.assert_close(got_d.double(), want_d, rtol=1e-4, atol=1e-4)
+    assert (got_d.diff(dim=1) >= 0).all()
