@@ -34,8 +34,10 @@ def test_greedy_picks_outliers_first_and_handles_small_sets():
     assert greedy_k_center(x, 0).numel() == 0
 
 
-@pytest.mark.parametrize("total,ratio,chunk,cap", [(100_352, 0.1, 10_000, None), (999, 0.3, 100, None),
-                                                    (7_840_000, 0.1, 10_000, 500_000), (50, 0.1, 1000, None)])
+@pytest.mark.parametrize(
+    "total,ratio,chunk,cap",
+    [(100_352, 0.1, 10_000, None), (999, 0.3, 100, None), (7_840_000, 0.1, 10_000, 500_000), (50, 0.1, 1000, None)],
+)
 def test_plan_sizes(total, ratio, chunk, cap):
     plan = plan_coreset(total, ratio, chunk, cap)
     want = min(round(ratio * total), cap) if cap else round(ratio * total)

@@ -30,9 +30,20 @@ def test_paper_preset_is_appendix_a22_with_anomalib_defaults():
     assert PRESETS["quick"].backbone == "efficientnet_lite0" and PRESETS["quick"].weights == "imagenet"
 
 
-@pytest.mark.parametrize("key,value", [("coreset_ratio", 0.0), ("coreset_ratio", 1.5), ("max_bank_size", 2),
-                                       ("max_bank_size", 0), ("bank_dtype", "int8"), ("num_neighbors", 0),
-                                       ("patch_size", 2), ("map_upsample", "bicubic"), ("coreset_chunk_size", 1)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("coreset_ratio", 0.0),
+        ("coreset_ratio", 1.5),
+        ("max_bank_size", 2),
+        ("max_bank_size", 0),
+        ("bank_dtype", "int8"),
+        ("num_neighbors", 0),
+        ("patch_size", 2),
+        ("map_upsample", "bicubic"),
+        ("coreset_chunk_size", 1),
+    ],
+)
 def test_out_of_range_config_is_refused(key, value):
     with pytest.raises(ConfigError, match=key):
         apply_overrides(PRESETS["paper"], {key: value})
@@ -103,8 +114,12 @@ def test_training_patches_score_zero_with_the_full_bank():
 
 
 def test_bank_cap_float16_and_checkpoint_round_trip(tmp_path):
-    det = create("patchcore", "quick", pretrained=False, **{**PatchCore.SMOKE, "max_bank_size": 20,
-                                                              "bank_dtype": "float16", "coreset_chunk_size": 40})
+    det = create(
+        "patchcore",
+        "quick",
+        pretrained=False,
+        **{**PatchCore.SMOKE, "max_bank_size": 20, "bank_dtype": "float16", "coreset_chunk_size": 40},
+    )
     det.fit(_images(8), device="cpu", progress=False)
     assert det.model.memory_bank.shape[0] == 20 and det.model.memory_bank.dtype == torch.float16
     det.save(str(tmp_path / "m.pt"))
@@ -134,11 +149,17 @@ def test_scoring_exports_to_onnx_and_matches_torch(tmp_path):
     det.fit(_images(20), device="cpu", progress=False)
     assert det.model.memory_bank.shape[0] > 256  # several bank chunks in the graph
     path = tmp_path / "patchcore.onnx"
-    torch.onnx.export(det.model.eval(), (_images(2),), str(path), input_names=["images"],
-                      output_names=["score", "map"], dynamic_axes={"images": {0: "batch"}}, dynamo=False)
+    torch.onnx.export(
+        det.model.eval(),
+        (_images(2),),
+        str(path),
+        input_names=["images"],
+        output_names=["score", "map"],
+        dynamic_axes={"images": {0: "batch"}},
+        dynamo=False,
+    )
     batch = _images(3, seed=9)
     score, maps = ort.InferenceSession(str(path)).run(None, {"images": batch.numpy()})
     want = det.predict(batch)
     torch.testing.assert_close(torch.from_numpy(score), want.image_score, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(torch.from_numpy(maps), want.anomaly_map, rtol=1e-4, atol=1e-4)
-

@@ -88,8 +88,14 @@ class StreamingCoreset:
     """
 
     def __init__(
-        self, plan: CoresetPlan, dim: int, *, projection: torch.Tensor | None = None,
-        bank_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", seed: int = 0,
+        self,
+        plan: CoresetPlan,
+        dim: int,
+        *,
+        projection: torch.Tensor | None = None,
+        bank_dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
     ) -> None:
         self.plan, self.dim, self.projection = plan, dim, projection
         self.device = torch.device(device)

@@ -34,14 +34,16 @@ class PatchCore(Detector):
     def build(self, pretrained: bool) -> PatchCoreModel:
         return PatchCoreModel(self.config, pretrained)
 
-    def _fit(self, train: Dataset, val: Dataset | None, *, progress: bool = True, num_workers: int = 0,
-             **_: Any) -> None:
+    def _fit(
+        self, train: Dataset, val: Dataset | None, *, progress: bool = True, num_workers: int = 0, **_: Any
+    ) -> None:
         n_images = len(train)  # type: ignore[arg-type]
         if n_images == 0:
             raise DataError("no training images left after the hold-out split; add normal training images")
         order = torch.Generator().manual_seed(self.config.seed)
-        loader = DataLoader(train, batch_size=self.config.batch_size, shuffle=True, generator=order,
-                            num_workers=num_workers)
+        loader = DataLoader(
+            train, batch_size=self.config.batch_size, shuffle=True, generator=order, num_workers=num_workers
+        )
         self.model.eval()
         stream: StreamingCoreset | None = None
         with torch.no_grad():
@@ -59,8 +61,14 @@ class PatchCore(Detector):
         projection = None
         if cfg.projection_dim is not None and cfg.projection_dim < self.model.dim:
             projection = random_projection(self.model.dim, cfg.projection_dim, cfg.seed)
-        return StreamingCoreset(plan, self.model.dim, projection=projection, bank_dtype=BANK_DTYPES[cfg.bank_dtype],
-                                device=self.device, seed=cfg.seed)
+        return StreamingCoreset(
+            plan,
+            self.model.dim,
+            projection=projection,
+            bank_dtype=BANK_DTYPES[cfg.bank_dtype],
+            device=self.device,
+            seed=cfg.seed,
+        )
 
     def plan(self, n_images: int, per_image: int, grid: tuple[int, ...] = ()) -> CoresetPlan:
         """The coreset plan for n_images x per_image patch vectors; bad sizes raise clear errors."""

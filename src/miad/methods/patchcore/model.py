@@ -59,18 +59,23 @@ class PatchCoreConfig(BaseConfig):
         _check(0.0 < self.coreset_ratio <= 1.0, "coreset_ratio", self.coreset_ratio, "in (0, 1], e.g. 0.1")
         _check(
             self.projection_dim is None or self.projection_dim >= 1,
-            "projection_dim", self.projection_dim, "null or an int >= 1 (128 as the official code)",
+            "projection_dim",
+            self.projection_dim,
+            "null or an int >= 1 (128 as the official code)",
         )
         _check(self.coreset_chunk_size >= 2, "coreset_chunk_size", self.coreset_chunk_size, "an int >= 2")
         _check(self.num_neighbors >= 1, "num_neighbors", self.num_neighbors, "an int >= 1 (9 as anomalib)")
         _check(
             self.max_bank_size is None or self.max_bank_size >= self.num_neighbors,
-            "max_bank_size", self.max_bank_size, f"null or an int >= num_neighbors ({self.num_neighbors})",
+            "max_bank_size",
+            self.max_bank_size,
+            f"null or an int >= num_neighbors ({self.num_neighbors})",
         )
         _check(self.bank_dtype in BANK_DTYPES, "bank_dtype", self.bank_dtype, f"one of {list(BANK_DTYPES)}")
         _check(self.knn_block_elements >= 1, "knn_block_elements", self.knn_block_elements, "an int >= 1")
-        _check(self.map_upsample in ("nearest", "bilinear"), "map_upsample", self.map_upsample,
-               "'nearest' or 'bilinear'")
+        _check(
+            self.map_upsample in ("nearest", "bilinear"), "map_upsample", self.map_upsample, "'nearest' or 'bilinear'"
+        )
         _check(self.blur_sigma >= 0, "blur_sigma", self.blur_sigma, ">= 0 (0 = no blur)")
         _check(len(self.layers) >= 1, "layers", self.layers, "at least one feature level")
 
@@ -121,8 +126,9 @@ class PatchCoreModel(nn.Module):
         # official code: unfold 3x3 -> adaptive pool to embed_dim per layer -> adaptive pool over the layers.
         # Pooling over channels and bilinear resizing over space are linear on separate axes, so pooling first
         # (on the coarse grid) gives the official result with 9x less up-sampling work.
-        per_layer = [ops.upsample(self._pool_channels(ops.unfold_patches(f, self.config.patch_size)), grid)
-                     for f in levels]  # each [B,E,h,w]
+        per_layer = [
+            ops.upsample(self._pool_channels(ops.unfold_patches(f, self.config.patch_size)), grid) for f in levels
+        ]  # each [B,E,h,w]
         stacked = torch.stack(per_layer, dim=1).permute(0, 3, 4, 1, 2)  # [B,h,w,L,E]
         b, h, w, n_layers, e = stacked.shape
         merged = F.adaptive_avg_pool1d(stacked.reshape(-1, 1, n_layers * e), self.config.embed_dim)
