@@ -1,0 +1,59 @@
+"""Everything a benchmark folder shows, rebuilt from its finished runs: results, tables, figures, report.
+
+Safe to call at any time (also by hand on a folder whose benchmark was interrupted): it reads only the
+finished runs' files and replaces each output atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from miad.errors import MiadError
+
+OUTPUT_NAMES = ("results.jsonl", "results.csv", "tables.md", "tables.tex", "figure_a1.png", "figure_factors.png",
+                "report.html")
+
+
+def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """(rows, name -> path written) for the benchmark folder `out`."""
+    from miad.bench import figures, render
+    from miad.bench.report import build_report
+    from miad.bench.results import collect_rows, run_dirs, write_results
+    from miad.bench.runner import read_result
+    from miad.bench.tables import build_tables, factor_findings
+    from miad.runconfig import write_text_atomic
+
+    out = Path(out)
+    rows = collect_rows(out)
+    if not rows:
+        raise MiadError(f"{out} holds no finished run (no runs/*/*/seed*/result.json); run `miad benchmark` first")
+    written: dict[str, Path] = {}
+    write_results(out, rows)
+    written.update({"results.jsonl": out / "results.jsonl", "results.csv": out / "results.csv"})
+    tables = build_tables(rows)
+    write_text_atomic(out / "tables.md", render.markdown(tables))
+    write_text_atomic(out / "tables.tex", render.latex(tables))
+    written.update({"tables.md": out / "tables.md", "tables.tex": out / "tables.tex"})
+    fig = _atomic_png(out / "figure_a1.png", lambda p: figures.figure_a1(out, p))
+    factor_png = _atomic_png(out / "figure_factors.png", lambda p: figures.factor_figure(rows, p))
+    written.update({k: v for k, v in (("figure_a1.png", fig), ("figure_factors.png", factor_png)) if v})
+    results = [read_result(d / "result.json") for d in run_dirs(out)]
+    invocation = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").is_file() else {}
+    page = build_report(tables, results, invocation, fig, factor_png, factor_findings(rows))
+    write_text_atomic(out / "report.html", page)
+    written["report.html"] = out / "report.html"
+    return rows, written
+
+
+def _atomic_png(path: Path, draw: Any) -> Path | None:
+    """Draw into a temp name and rename, so a reader never sees half a PNG; a stale figure is removed."""
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    made = draw(tmp)
+    if made is None:
+        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        return None
+    tmp.replace(path)
+    return path

@@ -1,0 +1,103 @@
+"""Benchmark progress lines: which run is going (i/N), its epoch, and the ETA of the whole benchmark.
+
+One plain line per event on stderr (readable in a terminal and in a CI log alike). The ETA assumes a run that
+has not started costs what the finished runs of the same method cost in this process (else the mean of all
+finished runs); before any run has finished it is unknown. A run with epochs is extrapolated from its epochs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from typing import Any, TextIO
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class BenchProgress:
+    """Fed by the runner: `start_run`, `epoch`, `end_run`, `skip_run`."""
+
+    def __init__(self, methods: list[str], enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.pending = list(methods)  # the method of every run not finished yet, in order
+        self.total = len(methods)
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self.t_start = time.perf_counter()
+        self.current: dict[str, Any] | None = None
+        self.index = 0
+
+    def _print(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=self.stream, flush=True)
+
+    def _label(self, method: str, setting: str, seed: int) -> str:
+        return f"[{self.index}/{self.total}] {method} / {setting} / seed {seed}"
+
+    def skip_run(self, method: str, setting: str, seed: int) -> None:
+        self.index += 1
+        self.pending.pop(0)
+        self._print(f"{self._label(method, setting, seed)}: finished earlier, kept")
+
+    def start_run(self, method: str, setting: str, seed: int, epochs: int, resuming: bool = False) -> None:
+        self.index += 1
+        self.current = {"method": method, "t0": time.perf_counter(), "epochs": epochs, "done": 0,
+                        "label": self._label(method, setting, seed), "epoch_t": [], "t_last": time.perf_counter()}
+        resumed = ", resuming from its saved training state" if resuming else ""
+        self._print(f"{self.current['label']}: started{resumed} | {self._eta_text()}")
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        cur = self.current
+        if cur is None:
+            return
+        now = time.perf_counter()
+        cur["epoch_t"].append(now - cur["t_last"])
+        cur["t_last"], cur["done"] = now, int(row.get("epoch", cur["done"] + 1))
+        losses = " ".join(f"{k} {v:.4g}" for k, v in row.items() if k.endswith("loss"))
+        self._print(f"{cur['label']}: epoch {cur['done']}/{cur['epochs']} {losses} | {self._eta_text()}")
+
+    def end_run(self, summary: str) -> None:
+        cur = self.current
+        if cur is not None:
+            self.durations[cur["method"]].append(time.perf_counter() - cur["t0"])
+            self.pending.pop(0)
+            self._print(f"{cur['label']}: {summary} | {self._eta_text(finished=True)}")
+        self.current = None
+
+    def _estimate(self, method: str) -> float | None:
+        own = self.durations.get(method)
+        if own:
+            return sum(own) / len(own)
+        every = [d for ds in self.durations.values() for d in ds]
+        return sum(every) / len(every) if every else None
+
+    def _current_left(self) -> float | None:
+        cur = self.current
+        if cur is None:
+            return 0.0
+        elapsed = time.perf_counter() - cur["t0"]
+        estimate = self._estimate(cur["method"])
+        if cur["epoch_t"] and cur["epochs"]:
+            per_epoch = sum(cur["epoch_t"]) / len(cur["epoch_t"])
+            return per_epoch * (cur["epochs"] - cur["done"])
+        return None if estimate is None else max(estimate - elapsed, 0.0)
+
+    def eta_seconds(self, finished: bool = False) -> float | None:
+        """Seconds left for the whole benchmark, or None while nothing is known to extrapolate from."""
+        later = self.pending if finished or self.current is None else self.pending[1:]
+        left = 0.0 if finished else self._current_left()
+        estimates = [self._estimate(m) for m in later]
+        if left is None or any(e is None for e in estimates):
+            return None
+        return left + sum(e for e in estimates if e is not None)
+
+    def _eta_text(self, finished: bool = False) -> str:
+        elapsed = format_duration(time.perf_counter() - self.t_start)
+        eta = self.eta_seconds(finished)
+        return f"elapsed {elapsed}, ETA {'unknown yet' if eta is None else format_duration(eta)}"

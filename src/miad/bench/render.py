@@ -1,0 +1,67 @@
+"""Render `Table`s as Markdown (tables.md), LaTeX with booktabs (tables.tex) or HTML fragments (report.html)."""
+
+from __future__ import annotations
+
+import html
+
+from miad.bench.tables import DASH, Table
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", DASH: "--", "−": "-", "<=": r"$\leq$"}
+
+
+def markdown_table(table: Table) -> str:
+    def cell(i: int, j: int, text: str) -> str:
+        return f"**{text}**" if (i, j) in table.bold else text
+
+    lines = [f"## {table.title}", "", "| " + " | ".join(table.header) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(table.header) - 1)) + "|"]
+    lines += ["| " + " | ".join(cell(i, j, t) for j, t in enumerate(row)) + " |" for i, row in enumerate(table.rows)]
+    if table.note:
+        lines += ["", table.note]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(tables: list[Table], title: str = "Benchmark results") -> str:
+    return f"# {title}\n\n" + "\n".join(markdown_table(t) for t in tables)
+
+
+def tex_escape(text: str) -> str:
+    out = "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+    for symbol, tex in _TEX_SYMBOLS.items():
+        out = out.replace(symbol, tex)
+    return out
+
+
+def latex_table(table: Table) -> str:
+    def cell(i: int, j: int, text: str) -> str:
+        return rf"\textbf{{{tex_escape(text)}}}" if (i, j) in table.bold else tex_escape(text)
+
+    spec = "l" + "r" * (len(table.header) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{tex_escape(table.title)}. {tex_escape(table.note)}}}", rf"\label{{tab:{table.key}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(tex_escape(h) for h in table.header) + r" \\",
+             r"\midrule"]
+    lines += [" & ".join(cell(i, j, t) for j, t in enumerate(row)) + r" \\" for i, row in enumerate(table.rows)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def latex(tables: list[Table]) -> str:
+    head = "% miad benchmark tables; needs \\usepackage{booktabs}\n"
+    return head + "\n".join(latex_table(t) for t in tables)
+
+
+def html_table(table: Table) -> str:
+    def cell(i: int, j: int, text: str) -> str:
+        tag = "th" if j == 0 else "td"
+        inner = html.escape(text)
+        return f"<{tag}><b>{inner}</b></{tag}>" if (i, j) in table.bold else f"<{tag}>{inner}</{tag}>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(cell(i, j, t) for j, t in enumerate(row)) + "</tr>"
+                   for i, row in enumerate(table.rows))
+    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
+    return (f'<h3 id="{html.escape(table.key)}">{html.escape(table.title)}</h3>'
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{note}')

@@ -1,0 +1,105 @@
+"""Flat result rows, rebuilt from the run folders; `results.jsonl` and `results.csv` written atomically.
+
+One row per (run, scope, category, subset). Scopes:
+- "category": a category's metrics (the paper's tables);
+- "defect_type": one defect type's images vs the category's good images (subset = the type);
+- "group": the surface or logical defects vs the category's good images (subset = the group);
+- "factor": one tercile of an uncontrolled factor (subset = "viewpoint/low", ...; see `miad.bench.factors`);
+- "run": what the run cost (fit seconds, ms per image, peak memory) and what it was trained on.
+Every row carries the run's identity (method, setting, seed, unified, trained_on). Undefined metrics are None.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from miad.metrics.result import COUNTS, METRICS
+
+IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope", "category", "subset")
+COSTS = ("fit_seconds", "inference_ms_per_image", "peak_rss_mb", "peak_cuda_mb", "epochs", "resumed_after_epoch",
+         "n_train", "n_test", "git_commit")
+FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS
+SCOPES = ("category", "defect_type", "group", "factor", "run")
+
+
+def run_dirs(out: Path) -> list[Path]:
+    """Finished runs (those with a result.json) under OUT/runs, in a stable order."""
+    return sorted(p.parent for p in (out / "runs").glob("*/*/seed*/result.json"))
+
+
+def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The category, defect-type, group, factor (computed by the caller) and run rows of one result.json."""
+    base = {"method": result["method"], "setting": result["setting"], "seed": result["seed"],
+            "unified": bool(result.get("unified")), "trained_on": ";".join(result.get("trained_on", [])),
+            "run": run}
+    metrics = result["metrics"]
+    rows = [{**base, "scope": "category", "category": c, "subset": "", **e}
+            for c, e in metrics["per_category"].items()]
+    for key, entry in metrics["per_defect"].items():
+        category, _, defect = key.partition("/")
+        rows.append({**base, "scope": "defect_type", "category": category, "subset": defect, **entry})
+    for group, per in metrics["groups"].items():
+        rows += [{**base, "scope": "group", "category": c, "subset": group, **e} for c, e in per.items()]
+    rows += [{**base, "scope": "factor", **f} for f in factors]
+    memory = result.get("memory", {})
+    rows.append({
+        **base, "scope": "run", "category": "", "subset": "", "fit_seconds": result["fit_seconds"],
+        "inference_ms_per_image": result["inference_ms_per_image"], "peak_rss_mb": memory.get("peak_rss_mb"),
+        "peak_cuda_mb": memory.get("peak_cuda_mb"), "epochs": len(result.get("history", [])),
+        "resumed_after_epoch": result.get("resumed_after_epoch", 0), "n_train": result.get("n_train"),
+        "n_test": result.get("n_test"), "git_commit": result.get("git_commit"),
+    })
+    return rows
+
+
+def collect_rows(out: Path) -> list[dict[str, Any]]:
+    """All rows of every finished run in OUT (factor rows included when the data has a manifest)."""
+    from miad.bench.factors import factor_rows, load_manifest
+    from miad.bench.runner import read_result
+
+    rows: list[dict[str, Any]] = []
+    manifests: dict[str, Any] = {}
+    for run_dir in run_dirs(out):
+        result = read_result(run_dir / "result.json")
+        root = result["data_root"]
+        if root not in manifests:
+            manifests[root] = load_manifest(Path(root))
+        factors = factor_rows(run_dir, Path(root), manifests[root]) if manifests[root] is not None else []
+        rows += rows_of_run(result, run_dir.relative_to(out).as_posix(), factors)
+    return [_complete(r) for r in rows]
+
+
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """Every field present, in FIELDS order (None where it does not apply)."""
+    return {k: row.get(k) for k in FIELDS}
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
+    from miad.runconfig import write_text_atomic
+
+    lines = "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)
+    write_text_atomic(out / "results.jsonl", lines)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    write_text_atomic(out / "results.csv", buf.getvalue())
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The rows of a results.jsonl."""
+    with open(path, encoding="utf-8") as fh:
+        return [_complete(json.loads(line)) for line in fh if line.strip()]
+
+
+def headline(result: dict[str, Any]) -> str:
+    """One line of a run's mean metrics, for progress output."""
+    mean = result["metrics"]["mean"]
+    parts = [f"{name} {100 * mean[key]:.1f}" for key, name in
+             (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
+             if mean.get(key) is not None]
+    return ", ".join(parts) or "metrics undefined (see result.json notes)"
