@@ -47,13 +47,15 @@ def fmt_cell(cell: Cell | None, scale: float = 100.0, digits: int = 1, signed: b
 
 
 def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]:
-    """Cells holding the highest mean of their column (axis='column') or row, unless all values there tie."""
+    """Cells holding the highest mean of their column (axis='column') or row, unless all values there tie;
+    partial summaries do not compete."""
     best: set[tuple[int, int]] = set()
     n_rows, n_cols = len(grid), len(grid[0]) if grid else 0
     lines = [[(i, j) for i in range(n_rows)] for j in range(n_cols)] if axis == "column" else \
         [[(i, j) for j in range(n_cols)] for i in range(n_rows)]
     for line in lines:
-        means = {(i, j): grid[i][j].mean for i, j in line if grid[i][j] is not None and grid[i][j].mean is not None}
+        means = {(i, j): grid[i][j].mean for i, j in line
+                 if grid[i][j] is not None and grid[i][j].mean is not None and not grid[i][j].partial}
         rounded = {k: round(m, 6) for k, m in means.items()}
         if len(set(rounded.values())) >= 2:  # an all-way tie has no best
             top = max(rounded.values())
@@ -61,10 +63,13 @@ def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]
     return best
 
 
-def _seeds_note(rows: list[Row]) -> str:
+def _seeds_note(rows: list[Row], bold: bool = True) -> str:
     seeds = sorted({int(r["seed"]) for r in rows})
-    several = f"mean ± std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f"seed {seeds[0]}"
-    return f"Values in %, {several}; best in bold."
+    if len(seeds) > 1:
+        text = f"Values in %: mean ± std over seeds {', '.join(map(str, seeds))} (where a method has several)."
+    else:
+        text = f"Values in %, seed {seeds[0]}." if seeds else "Values in %."
+    return text + (" Best in bold." if bold else "")
 
 
 def main_table(rows: list[Row], metric: str) -> Table:
@@ -127,7 +132,7 @@ def factor_table(rows: list[Row]) -> Table | None:
     body = [[lab] + [fmt_cell(c, signed=header[j + 1].endswith("Δ")) for j, c in enumerate(line)]
             for lab, line in zip(labels, grid)]
     where = "; ".join(f"{f} varies in {', '.join(c) or 'no category'}" for f, c in used_by_factor.items())
-    note = (_seeds_note(rows).replace(" best in bold.", "") + " Image AUROC inside terciles of each uncontrolled "
+    note = (_seeds_note(rows, bold=False) + " Image AUROC inside terciles of each uncontrolled "
             "factor's per-image value (manifest.csv): a tercile's defective images against its good images, per "
             "category, averaged over the categories where the factor varies. Δ = high − low tercile, in points: "
             f"negative means the method degrades as the factor grows. {where}.")
