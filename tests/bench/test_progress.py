@@ -40,12 +40,26 @@ def test_eta_from_finished_runs_and_epochs(clock: _Clock) -> None:
     clock.now = 45.0
     bar.epoch({"epoch": 3, "train_loss": 0.25, "val_loss": 0.3})  # resumed: epoch 3 of 4 took 5 s
     assert bar.eta_seconds() == pytest.approx(5.0 + 40.0)
+    clock.now = 46.0
+    bar.epoch({"epoch": 4, "train_loss": 0.2})  # the last epoch is always shown
     lines = stream.getvalue().splitlines()
     assert lines[0] == "[1/4] ae / a / seed 0: finished earlier, kept"
     assert lines[1].startswith("[2/4] ae / b / seed 0: started | elapsed 0s, ETA unknown yet")
     assert "[2/4] ae / b / seed 0: epoch 1/4 train_loss 0.5 | elapsed 10s" in lines[2]
     assert "resuming from its saved training state" in lines[4]
-    assert lines[-1].endswith("epoch 3/4 train_loss 0.25 val_loss 0.3 | elapsed 45s, ETA 45s")
+    assert lines[-2].endswith("epoch 3/4 train_loss 0.25 val_loss 0.3 | elapsed 45s, ETA 45s")
+    assert "epoch 4/4 train_loss 0.2" in lines[-1]
+
+
+def test_short_epochs_are_throttled(clock: _Clock) -> None:
+    stream = io.StringIO()
+    bar = BenchProgress(["ae"], stream=stream, min_interval_s=5.0)
+    bar.start_run("ae", "a", 0, epochs=10)
+    for epoch in range(1, 11):
+        clock.now = 2.0 * epoch
+        bar.epoch({"epoch": epoch, "train_loss": 1.0})
+    shown = [line.split("epoch ")[1].split(" ")[0] for line in stream.getvalue().splitlines()[1:]]
+    assert shown == ["3/10", "6/10", "9/10", "10/10"]
 
 
 def test_disabled_progress_prints_nothing(clock: _Clock) -> None:

@@ -105,3 +105,30 @@ def test_override_errors_say_how_to_fix() -> None:
         plan_runs(["ref_ae", "ref_mean"], ["a"], "quick", None, False, {"width": 4})
     with pytest.raises(ConfigError, match="unknown method"):
         plan_runs(["nosuch"], ["a"], "quick", None, False, {})
+
+
+def test_a_failing_run_is_recorded_and_retried(bench_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    import reference_methods
+
+    from miad.bench import run_benchmark
+    from miad.errors import DataError
+
+    real_fit = reference_methods.RefMeanDetector._fit
+
+    def fit_failing_on_gadget(self, train, val, **options):
+        if self.trained_on == ["gadget"]:
+            raise DataError("gadget: simulated unreadable image")
+        return real_fit(self, train, val, **options)
+
+    monkeypatch.setattr(reference_methods.RefMeanDetector, "_fit", fit_failing_on_gadget)
+    first = run_benchmark(str(bench_tree), methods=["ref_mean"], out=tmp_path, progress=False)
+    assert len(first.failed) == 1 and "runs/ref_mean/gadget/seed0: gadget: simulated" in first.failed[0]
+    error = json.loads((tmp_path / "runs/ref_mean/gadget/seed0/error.json").read_text())
+    assert error == {"error": "gadget: simulated unreadable image", "type": "DataError"}
+    assert {r["category"] for r in first.rows if r["scope"] == "category"} == {"widget"}
+    assert "1 run(s) failed" in (tmp_path / "report.html").read_text()
+
+    monkeypatch.setattr(reference_methods.RefMeanDetector, "_fit", real_fit)
+    second = run_benchmark(str(bench_tree), methods=["ref_mean"], out=tmp_path, progress=False)
+    assert second.failed == [] and not (tmp_path / "runs/ref_mean/gadget/seed0/error.json").exists()
+    assert {r["category"] for r in second.rows if r["scope"] == "category"} == {"gadget", "widget"}

@@ -41,7 +41,9 @@ def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path
     written.update({k: v for k, v in (("figure_a1.png", fig), ("figure_factors.png", factor_png)) if v})
     results = [read_result(d / "result.json") for d in run_dirs(out)]
     invocation = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").is_file() else {}
-    page = build_report(tables, results, invocation, fig, factor_png, factor_findings(rows))
+    failures = [f"{p.parent.relative_to(out).as_posix()}: {json.loads(p.read_text()).get('error', '?')}"
+                for p in sorted(out.glob("runs/*/*/seed*/error.json")) if not (p.parent / "result.json").exists()]
+    page = build_report(tables, results, invocation, fig, factor_png, factor_findings(rows), failures)
     write_text_atomic(out / "report.html", page)
     written["report.html"] = out / "report.html"
     return rows, written

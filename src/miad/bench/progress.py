@@ -1,6 +1,7 @@
 """Benchmark progress lines: which run is going (i/N), its epoch, and the ETA of the whole benchmark.
 
-One plain line per event on stderr (readable in a terminal and in a CI log alike). The ETA assumes a run that
+One plain line per event on stderr (readable in a terminal and in a CI log alike); epoch lines at most every
+`min_interval_s` per run (and always the last epoch). The ETA assumes a run that
 has not started costs what the finished runs of the same method cost in this process (else the mean of all
 finished runs); before any run has finished it is unknown. A run with epochs is extrapolated from its epochs.
 """
@@ -21,12 +22,14 @@ def format_duration(seconds: float) -> str:
 
 
 class BenchProgress:
-    """Fed by the runner: `start_run`, `epoch`, `end_run`, `skip_run`."""
+    """Fed by the runner: `start_run`, `epoch`, then `end_run` or `fail_run`; or `skip_run`."""
 
-    def __init__(self, methods: list[str], enabled: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(self, methods: list[str], enabled: bool = True, stream: TextIO | None = None,
+                 min_interval_s: float = 5.0) -> None:
         self.pending = list(methods)  # the method of every run not finished yet, in order
         self.total = len(methods)
         self.enabled = enabled
+        self.min_interval_s = min_interval_s
         self.stream = stream or sys.stderr
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.t_start = time.perf_counter()
@@ -39,6 +42,9 @@ class BenchProgress:
 
     def _label(self, method: str, setting: str, seed: int) -> str:
         return f"[{self.index}/{self.total}] {method} / {setting} / seed {seed}"
+
+    def note(self, text: str) -> None:
+        self._print(text)
 
     def skip_run(self, method: str, setting: str, seed: int) -> None:
         self.index += 1
@@ -59,6 +65,9 @@ class BenchProgress:
         now = time.perf_counter()
         cur["epoch_t"].append(now - cur["t_last"])
         cur["t_last"], cur["done"] = now, int(row.get("epoch", cur["done"] + 1))
+        if now - cur.get("t_printed", cur["t0"]) < self.min_interval_s and cur["done"] < cur["epochs"]:
+            return  # short epochs: one line every few seconds, and the last one, are enough to follow
+        cur["t_printed"] = now
         losses = " ".join(f"{k} {v:.4g}" for k, v in row.items() if k.endswith("loss"))
         self._print(f"{cur['label']}: epoch {cur['done']}/{cur['epochs']} {losses} | {self._eta_text()}")
 
@@ -68,6 +77,13 @@ class BenchProgress:
             self.durations[cur["method"]].append(time.perf_counter() - cur["t0"])
             self.pending.pop(0)
             self._print(f"{cur['label']}: {summary} | {self._eta_text(finished=True)}")
+        self.current = None
+
+    def fail_run(self, message: str) -> None:
+        cur = self.current
+        if cur is not None:
+            self.pending.pop(0)
+            self._print(f"{cur['label']}: FAILED: {message} | {self._eta_text(finished=True)}")
         self.current = None
 
     def _estimate(self, method: str) -> float | None:

@@ -90,9 +90,17 @@ def _notes(results: list[dict[str, Any]]) -> str:
     return f"<h2>Metric notes</h2><ul class=\"note\">{items}</ul>"
 
 
+def _failures(failures: list[str]) -> str:
+    if not failures:
+        return ""
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in failures)
+    return (f'<p><b>{len(failures)} run(s) failed and are missing from the tables</b> (re-running the same command '
+            f"retries only them):</p><ul class=\"note\">{items}</ul>")
+
+
 def build_report(
     tables: list[Table], results: list[dict[str, Any]], invocation: dict[str, Any], figure_a1: Path | None,
-    factor_png: Path | None, findings: list[str],
+    factor_png: Path | None, findings: list[str], failures: list[str] = (),
 ) -> str:
     """The whole page as a string."""
     explain = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRIC_EXPLANATIONS)
@@ -107,7 +115,7 @@ def build_report(
         "<h1>miad benchmark report</h1>",
         "<p>Unsupervised anomaly detection on MIAD-style data (MIAD: arXiv 2211.13968), every number computed by "
         f"this run of <code>miad benchmark</code>. {len(results)} run(s). Tables: {toc}.</p>",
-        "<h2>What the metrics mean</h2>", f"<dl>{explain}</dl>",
+        _failures(failures), "<h2>What the metrics mean</h2>", f"<dl>{explain}</dl>",
         "<h2>Results</h2>", *[html_table(t) for t in main],
         "<h2>Figure A.1: qualitative results</h2>",
         _figure(figure_a1, "Rows: one defective test image per category. Columns: the image, its ground truth, "

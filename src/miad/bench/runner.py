@@ -51,6 +51,7 @@ class BenchmarkResult:
     rows: list[dict[str, Any]]
     outputs: dict[str, Path]  # name -> file written (results.jsonl, tables.md, report.html, ...)
     seconds: float
+    failed: list[str]  # "run dir: error" of the runs that stopped on a known error (retried on the next call)
 
 
 def run_benchmark(
@@ -76,13 +77,15 @@ def run_benchmark(
         for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
             _check_existing(spec, ctx)
         _write_invocation(out, data, root, names, specs, preset, seeds, unified, overrides)
-        for spec in specs:
-            _run_or_keep(spec, ctx)
-            _rebuild_results(out)
+        ctx.progress.note(f"data {root}: {len(samples)} images of {len(categories_of(samples))} categories; "
+                          f"{len(specs)} runs in {out}")
+        failed = [f for f in (_run_or_keep(spec, ctx) for spec in specs) if f]
+        if len(failed) == len(specs):
+            raise MiadError(f"every run failed; the first: {failed[0]}")
         from miad.bench.outputs import write_outputs
 
         rows, outputs = write_outputs(out)
-    return BenchmarkResult(out, rows, outputs, time.perf_counter() - t0)
+    return BenchmarkResult(out, rows, outputs, time.perf_counter() - t0, failed)
 
 
 def _rebuild_results(out: Path) -> None:
@@ -132,16 +135,26 @@ def _check_existing(spec: RunSpec, ctx: Context) -> None:
             _check_identity(run_dir, found, _identity(spec, ctx))
 
 
-def _run_or_keep(spec: RunSpec, ctx: Context) -> None:
+def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
+    """Run `spec` unless finished; a known error (MiadError) is recorded in error.json and returned, so that
+    one failing run does not cost the others; anything else is a bug and propagates."""
     from miad.runconfig import write_json_atomic
 
     run_dir = ctx.out / spec.rel_dir
     if (run_dir / "result.json").is_file():
         ctx.progress.skip_run(spec.method, spec.setting, spec.seed)
-        return
+        return None
     wanted = _identity(spec, ctx)
     write_json_atomic(run_dir / "run.json", wanted)
-    _execute(spec, ctx, run_dir, wanted)
+    (run_dir / "error.json").unlink(missing_ok=True)
+    try:
+        _execute(spec, ctx, run_dir, wanted)
+    except MiadError as exc:
+        write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__})
+        ctx.progress.fail_run(str(exc))
+        return f"{run_dir}: {exc}"
+    _rebuild_results(ctx.out)  # results.jsonl/csv grow as runs finish
+    return None
 
 
 def read_result(path: Path) -> dict[str, Any]:

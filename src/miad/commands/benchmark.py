@@ -7,6 +7,7 @@ Re-running the same command keeps finished runs and resumes an unfinished one fr
 from __future__ import annotations
 
 import argparse
+import sys
 
 from miad.commands._common import add_device, add_loader, csv_list
 from miad.errors import ConfigError
@@ -58,4 +59,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
     for name, path in result.outputs.items():
         print(f"  {name:20s} {path}")
-    return 0
+    return report_failures(result.failed)
+
+
+def report_failures(failed: list[str]) -> int:
+    """Exit status 1 and one line per failed run (the tables hold every other run)."""
+    if not failed:
+        return 0
+    print(f"error: {len(failed)} run(s) failed; fix the cause and re-run the same command to retry only them:",
+          file=sys.stderr)
+    for line in failed:
+        print(f"  {line}", file=sys.stderr)
+    return 1

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from miad.bench import run_benchmark
     from miad.bench.progress import format_duration
+    from miad.commands.benchmark import report_failures
 
     t0 = time.perf_counter()
     result = run_benchmark("builtin", methods=args.methods, scenarios="all", preset="quick", out=args.out,
@@ -35,4 +36,4 @@ def run(args: argparse.Namespace) -> int:
     if "figure_a1.png" in result.outputs:
         print(f"figure:  {result.outputs['figure_a1.png'].resolve()}")
     print(f"report:  {report}  (open it in a browser: file://{report})")
-    return 0
+    return report_failures(result.failed)
