@@ -45,7 +45,8 @@ def test_eta_from_finished_runs_and_epochs(clock: _Clock) -> None:
     lines = stream.getvalue().splitlines()
     assert lines[0] == "[1/4] ae / a / seed 0: finished earlier, kept"
     assert lines[1].startswith("[2/4] ae / b / seed 0: started | elapsed 0s, ETA unknown yet")
-    assert "[2/4] ae / b / seed 0: epoch 1/4 train_loss 0.5 | elapsed 10s" in lines[2]
+    assert lines[2] == ("[2/4] ae / b / seed 0: epoch 1/4 train_loss 0.5 | elapsed 10s, "
+                        "ETA unknown yet (this run: 30s left)")
     assert "resuming from its saved training state" in lines[4]
     assert lines[-2].endswith("epoch 3/4 train_loss 0.25 val_loss 0.3 | elapsed 45s, ETA 45s")
     assert "epoch 4/4 train_loss 0.2" in lines[-1]

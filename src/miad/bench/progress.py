@@ -116,4 +116,8 @@ class BenchProgress:
     def _eta_text(self, finished: bool = False) -> str:
         elapsed = format_duration(time.perf_counter() - self.t_start)
         eta = self.eta_seconds(finished)
-        return f"elapsed {elapsed}, ETA {'unknown yet' if eta is None else format_duration(eta)}"
+        if eta is not None:
+            return f"elapsed {elapsed}, ETA {format_duration(eta)}"
+        this_run = None if finished else self._current_left()
+        hint = f" (this run: {format_duration(this_run)} left)" if this_run is not None else ""
+        return f"elapsed {elapsed}, ETA unknown yet{hint}"
