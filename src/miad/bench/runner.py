@@ -105,8 +105,11 @@ def _write_invocation(out: Path, data: str, root: Path, names, specs, preset, se
 
 
 def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
-    return {"method": spec.method, "setting": spec.setting, "seed": spec.seed, "data_root": str(ctx.data_root),
-            "categories": list(spec.categories), "config": spec.config.to_dict()}
+    """What makes a run the same run; JSON round-tripped so that it compares equal to what is read back."""
+    return json.loads(json.dumps({
+        "method": spec.method, "setting": spec.setting, "seed": spec.seed, "data_root": str(ctx.data_root),
+        "categories": list(spec.categories), "config": spec.config.to_dict(),
+    }))
 
 
 def _check_identity(run_dir: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
