@@ -25,12 +25,11 @@ def smooth(rng: np.random.Generator, side: int, cell: float, octaves: int = 3) -
 
 def streaks(rng: np.random.Generator, side: int, angle_deg: float, length: float = 40.0) -> np.ndarray:
     """(side, side) float32 in [-1, 1]: fine noise smeared along angle_deg (brushed or rolled metal)."""
-    big = int(side * 1.5) + 2  # rotated, then cropped to the centre, so no corner is left empty
-    grain = rng.standard_normal((big, big)).astype(np.float32)
+    grain = rng.standard_normal((side, side)).astype(np.float32)
     smeared = cv2.blur(grain, (max(3, int(length)), 1), borderType=cv2.BORDER_REFLECT)
-    rot = cv2.getRotationMatrix2D((big / 2, big / 2), -angle_deg, 1.0)
-    rot[:, 2] -= (big - side) / 2
-    out = cv2.warpAffine(smeared, rot, (side, side), flags=cv2.INTER_LINEAR)
+    rot = cv2.getRotationMatrix2D((side / 2, side / 2), -angle_deg, 1.0)
+    # Corners rotated in from outside are filled by reflection: invisible in noise.
+    out = cv2.warpAffine(smeared, rot, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return np.clip(out / (3.0 * out.std() + 1e-6), -1.0, 1.0)
 
 

@@ -104,8 +104,8 @@ class Painter:
         alpha = cov.astype(np.float32) * np.float32(opacity / 255.0)
         if clip is not None:
             alpha *= clip[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255.0)
-        if not alpha.any():
-            return
+            if not alpha.any():
+                return
         if callable(shade):
             xx = np.arange(x0, x1, dtype=np.float32)[None, :]
             yy = np.arange(y0, y1, dtype=np.float32)[:, None]
@@ -206,7 +206,8 @@ def cylinder(base: Colour, p0, p1, ambient: float = 0.45, shine: float = 0.35) -
 
     def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         t = np.clip(((xx - p0[0]) * d[0] + (yy - p0[1]) * d[1]) / norm, 0, 1)
-        lit = ambient + (1 - ambient) * np.clip(np.sin(np.pi * t), 0, 1) ** 0.7
+        s = np.clip(np.sin(np.pi * t), 0, 1)
+        lit = ambient + (1 - ambient) * s * (2.0 - s)  # rounder than a plain sine, like a lit cylinder
         spec = shine * np.exp(-(((t - 0.32) / 0.09) ** 2))
         return b * lit[..., None] + 255.0 * spec[..., None]
 

@@ -7,6 +7,8 @@ structures (poles, lattice towers, buildings, overhead lines). The image's backg
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -18,16 +20,25 @@ Colour = tuple[float, float, float]
 def render_background(
     rng: np.random.Generator, fraction: float, backdrop: tuple[Colour, Colour], side: int
 ) -> np.ndarray:
-    """(side, side, 3) uint8 RGB: backdrop gradient (top colour, bottom colour) mixed with clutter by fraction."""
-    t = np.linspace(0.0, 1.0, side, dtype=np.float32)[:, None, None]
-    top, bottom = np.asarray(backdrop[0], np.float32), np.asarray(backdrop[1], np.float32)
-    plain = np.broadcast_to(top + (bottom - top) * t, (side, side, 3))
+    """(side, side, 3) uint8 RGB: backdrop gradient (top colour, bottom colour) mixed with clutter by fraction
+    (read-only when fraction is 0: the plain backdrop is shared)."""
+    plain = _plain(tuple(map(float, backdrop[0])), tuple(map(float, backdrop[1])), side)
     if fraction <= 0.0:
-        return np.ascontiguousarray(np.clip(plain + 0.5, 0, 255).astype(np.uint8))
+        return plain
     # Rendered at half resolution: 4x cheaper, and a background is out of focus anyway.
     small = max(16, side // 2)
-    clutter = cv2.resize(_clutter(rng, small), (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    return np.clip(plain + (clutter - plain) * fraction + 0.5, 0, 255).astype(np.uint8)
+    clutter = cv2.resize(_clutter(rng, small), (side, side), interpolation=cv2.INTER_LINEAR)
+    return cv2.addWeighted(clutter, fraction, plain, 1.0 - fraction, 0.0)
+
+
+@lru_cache(maxsize=16)
+def _plain(top: Colour, bottom: Colour, side: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, side, dtype=np.float32)[:, None, None]
+    top_a, bottom_a = np.asarray(top, np.float32), np.asarray(bottom, np.float32)
+    ramp = np.broadcast_to(top_a + (bottom_a - top_a) * t, (side, side, 3))
+    plain = np.clip(ramp + 0.5, 0, 255).astype(np.uint8)
+    plain.flags.writeable = False  # shared between images: callers copy
+    return plain
 
 
 def _clutter(rng: np.random.Generator, side: int) -> np.ndarray:

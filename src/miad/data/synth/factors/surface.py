@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from miad.data.synth import noise
@@ -41,8 +42,8 @@ def sample_surface(rng: np.random.Generator, strength: float, side: int) -> Surf
             0.0, zeros, np.zeros((side, side, 3), np.float32), zeros, 0.0, np.ones((side, side, 3), np.float32), 1.0
         )
     n_rust = noise.smooth(rng, side, side / rng.uniform(4, 10), 4)
-    rust = np.clip((n_rust - (1.0 - 0.5 * f)) / 0.1, 0.0, 1.0) * 0.85
-    rust_tone = RUST * (1.0 + 0.35 * noise.grain(rng, side))[..., None]
+    rust = np.clip((n_rust - (1.0 - 0.45 * f)) / 0.18, 0.0, 1.0) * 0.8  # soft-edged stains
+    rust_tone = RUST * (0.65 + 0.7 * noise.smooth(rng, side, 2.5, 1))[..., None]
     n_dirt = noise.smooth(rng, side, side / rng.uniform(3, 8), 3)
     specks = (noise.smooth(rng, side, 3.0, 1) > 1.0 - 0.04 * f).astype(np.float32)
     dirt = np.clip(0.75 * f * n_dirt**2 + 0.6 * specks, 0.0, 0.9)
@@ -59,7 +60,7 @@ def _lighting(rng: np.random.Generator, f: float, side: int) -> np.ndarray:
     shade = 1.0 + 0.3 * f * ramp
     tint = 0.1 * f * rng.uniform(-1.0, 1.0)
     colour = np.array([1.0 + tint, 1.0, 1.0 - tint], np.float32)
-    return shade[..., None] * colour
+    return shade[..., None] * colour  # (side, side, 3)
 
 
 def apply_surface(rgb: np.ndarray, obj: np.ndarray, fields: SurfaceFields) -> np.ndarray:
@@ -67,9 +68,10 @@ def apply_surface(rgb: np.ndarray, obj: np.ndarray, fields: SurfaceFields) -> np
     if fields.fraction == 0.0:
         return rgb
     img = rgb.astype(np.float32)
-    part = obj.astype(np.float32)[..., None] / 255.0
-    grey = img.mean(axis=2, keepdims=True)
-    img += (grey - img) * (fields.fade * part)
+    part = obj.astype(np.float32)[..., None] * np.float32(1 / 255.0)
+    if fields.fade > 0.0:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
+        img += (grey - img) * (np.float32(fields.fade) * part)
     rust = fields.rust[..., None] * part
     img += (fields.rust_tone - img) * rust
     img += (DIRT - img) * (fields.dirt[..., None] * part * 0.7)

@@ -89,7 +89,8 @@ def cylinder_part(
     if threads:
         lines = [
             v(x + r * np.cos(t), y + r * np.sin(t), z + 0.35 * THREAD_PITCH * np.cos(t))
-            for z in np.arange(z0 + THREAD_PITCH * 0.5, z1 - THREAD_PITCH * 0.3, THREAD_PITCH)
+            # At fixed heights: the thread belongs to the bolt, whatever part of it a nut leaves visible.
+            for z in np.arange(np.ceil(z0 / THREAD_PITCH + 0.3) * THREAD_PITCH, z1 - THREAD_PITCH * 0.3, THREAD_PITCH)
         ]
         if lines:
             pt.fill(np.array(lines), tuple(np.array(colour) * 0.45), stroke=pt.thick(0.004), closed=False)

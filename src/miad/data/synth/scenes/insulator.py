@@ -82,11 +82,11 @@ def _sample_crack(rng: np.random.Generator, p: Params) -> Crack:
         k = int(rng.integers(3, 7))
         paths.append(jagged_path(rng, main[k], to_centre + rng.choice([-1, 1]) * rng.uniform(35, 70), length * 0.4, 5))
     chip = None
-    if rng.random() < 0.5:
-        r = p.radius * rng.uniform(0.12, 0.2)
+    if rng.random() < 0.6:
+        r = p.radius * rng.uniform(0.14, 0.22)
         chip = ellipse(*start, r, r * 0.6, np.rad2deg(np.arctan2(u[1], u[0])) + rng.uniform(-30, 30), 9)
         chip = chip + rng.uniform(-0.25, 0.25, chip.shape) * r
-    return Crack(disc, tuple(paths), rng.uniform(0.007, 0.012), chip)
+    return Crack(disc, tuple(paths), rng.uniform(0.009, 0.014), chip)
 
 
 def draw(pt: Painter, p: Params, defective: bool) -> None:

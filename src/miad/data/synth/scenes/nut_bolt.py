@@ -46,8 +46,8 @@ class Params:
 
 def sample(rng: np.random.Generator, defect: str | None) -> Params:
     check_defect("nut_and_bolt", DEFECTS, defect)
-    r = rng.uniform(0.1, 0.13)
-    spacing, tilt = rng.uniform(0.36, 0.44), np.deg2rad(rng.uniform(-20, 20))
+    r = rng.uniform(0.11, 0.145)
+    spacing, tilt = rng.uniform(0.4, 0.48), np.deg2rad(rng.uniform(-20, 20))
     offsets = (
         np.array([[-0.5, 0.0], [0.5, 0.0]])
         * spacing

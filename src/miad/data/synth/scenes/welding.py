@@ -102,17 +102,10 @@ def _brushing(seed: int, side: int, angle: float) -> np.ndarray:
 def draw(pt: Painter, p: Params, defective: bool) -> None:
     u, n = _axes(p)
     tex = _brushing(p.tex_seed, pt.side, round(p.angle_deg, 3))
-    far = 1.2
-    for sign, grey in ((1.0, p.steel[0]), (-1.0, p.steel[1])):
-        plate = np.array(
-            [
-                p.centre - u * far,
-                p.centre + u * far,
-                p.centre + u * far + n * sign * far,
-                p.centre - u * far + n * sign * far,
-            ]
-        )
-        pt.fill([plate], textured((grey, grey, grey * 1.03), tex, 0.12))
+    far = 1.5
+    canvas = np.array([[-far, -far], [far + 1, -far], [far + 1, far + 1], [-far, far + 1]])
+    pt.fill([canvas], textured(_two_plates(pt, p), tex, 0.12))
+    for sign in (1.0, -1.0):
         _heat_tint(pt, p, sign)
     _bead(pt, p)
     if defective:
@@ -120,6 +113,19 @@ def draw(pt: Painter, p: Params, defective: bool) -> None:
             _pit(pt, b)
         for b in p.beads:
             _globule(pt, b)
+
+
+def _two_plates(pt: Painter, p: Params):
+    """Each plate its own grey: one pass over the canvas instead of one per plate."""
+    _, n = _axes(p)
+    c = pt.to_px(p.centre).astype(np.float32)
+    grey = np.array([[g, g, g * 1.03] for g in p.steel], np.float32)
+
+    def shade(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        side = ((xx - c[0]) * n[0] + (yy - c[1]) * n[1]) < 0  # (h, w): True on the second plate
+        return np.where(side[..., None], grey[1], grey[0])
+
+    return shade
 
 
 def _band(p: Params, inner: float, outer: float) -> np.ndarray:
