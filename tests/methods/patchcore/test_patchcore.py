@@ -118,10 +118,10 @@ def test_bank_cap_float16_and_checkpoint_round_trip(tmp_path):
         "patchcore",
         "quick",
         pretrained=False,
-        **{**PatchCore.SMOKE, "max_bank_size": 20, "bank_dtype": "float16", "coreset_chunk_size": 40},
+        **{**PatchCore.SMOKE, "max_bank_size": 70, "bank_dtype": "float16", "coreset_chunk_size": 100},
     )
     det.fit(_images(8), device="cpu", progress=False)
-    assert det.model.memory_bank.shape[0] == 20 and det.model.memory_bank.dtype == torch.float16
+    assert det.model.memory_bank.shape[0] == 70 and det.model.memory_bank.dtype == torch.float16
     det.save(str(tmp_path / "m.pt"))
     again = load(tmp_path / "m.pt")
     assert torch.equal(again.model.memory_bank, det.model.memory_bank)
@@ -138,7 +138,7 @@ def test_bad_training_sets_raise_clear_errors():
     with pytest.raises(DataError, match="fewer than num_neighbors=9"):
         det.fit(_images(2), device="cpu", progress=False)
     det = PatchCore(replace(TINY, max_bank_size=5), pretrained=False)
-    with pytest.raises(ConfigError, match="smaller than one image's 16 patch vectors"):
+    with pytest.raises(ConfigError, match="smaller than one image's 64 patch vectors"):
         det.fit(_images(3), device="cpu", progress=False)
 
 
@@ -146,7 +146,7 @@ def test_bad_training_sets_raise_clear_errors():
 def test_scoring_exports_to_onnx_and_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     det = PatchCore(replace(TINY, holdout_fraction=0.0, coreset_ratio=1.0, knn_block_elements=1), pretrained=False)
-    det.fit(_images(20), device="cpu", progress=False)
+    det.fit(_images(6), device="cpu", progress=False)
     assert det.model.memory_bank.shape[0] > 256  # several bank chunks in the graph
     path = tmp_path / "patchcore.onnx"
     torch.onnx.export(

@@ -7,6 +7,7 @@ mix images (and categories, in unified training).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ class PatchCore(Detector):
 
     config: PatchCoreConfig
     model: PatchCoreModel
+    fit_stats: dict[str, float] | None = None  # sizes and seconds of the last fit (features vs coreset selection)
 
     def build(self, pretrained: bool) -> PatchCoreModel:
         return PatchCoreModel(self.config, pretrained)
@@ -46,14 +48,26 @@ class PatchCore(Detector):
         )
         self.model.eval()
         stream: StreamingCoreset | None = None
+        features_s = coreset_s = 0.0
         with torch.no_grad():
             for batch in tqdm(loader, disable=not progress, leave=False, desc=f"{self.name} features + coreset"):
+                t0 = time.perf_counter()
                 feats = self.model.embed(batch["image"].to(self.device))  # [B,h,w,D]
+                t1 = time.perf_counter()
                 if stream is None:
                     stream = self._stream(n_images, feats.shape[1] * feats.shape[2], feats.shape[1:3])
                 stream.add(feats.flatten(0, 2))
+                features_s, coreset_s = features_s + t1 - t0, coreset_s + time.perf_counter() - t1
         assert stream is not None
         self.model.set_bank(stream.finish())
+        self.fit_stats = {
+            "images": n_images,
+            "patch_vectors": stream.plan.total,
+            "bank_size": stream.plan.bank_size,
+            "chunks": len(stream.plan.counts),
+            "features_seconds": features_s,
+            "coreset_seconds": coreset_s,
+        }
 
     def _stream(self, n_images: int, per_image: int, grid: tuple[int, ...]) -> StreamingCoreset:
         plan = self.plan(n_images, per_image, tuple(grid))

@@ -91,11 +91,13 @@ PRESETS = {
         num_neighbors=9,  # anomalib default (methods.md §4)
         blur_sigma=4.0,  # anomalib default
     ),
-    # CPU-sized: EfficientNet-Lite0 with real ImageNet weights at 160 px; stride-8 + stride-16 stages.
+    # CPU-sized: EfficientNet-Lite0 (real ImageNet weights) at 160 px, stride-4 + stride-8 stages (24 + 40 = 64
+    # dims on a 40x40 grid). On the built-in surface scenarios these finer stages beat the stride-8 + stride-16
+    # pair by 3-12 image-AUROC points (e.g. metal_welding 0.87 vs 0.75) for about 1.5x the CPU time.
     "quick": PatchCoreConfig(
         image_size=160,
         backbone="efficientnet_lite0",
-        layers=(2, 3),
+        layers=(1, 2),
         batch_size=32,
         coreset_ratio=0.1,
         num_neighbors=9,
@@ -110,13 +112,15 @@ class PatchCoreModel(nn.Module):
         super().__init__()
         self.config = config
         self.extractor = FeatureExtractor(config.backbone, config.layers, config.weights if pretrained else "random")
+        # channels-last convolutions: same result, about a quarter faster on CPU (WRN50: 207 vs 269 ms per image)
+        self.extractor.to(memory_format=torch.channels_last)
         self.dim = config.embed_dim or sum(self.extractor.channels)
         self.register_buffer("memory_bank", torch.empty(0, self.dim, dtype=BANK_DTYPES[config.bank_dtype]))
         self.register_buffer("bank_sq_norm", torch.empty(0))  # ||b||^2 of each bank row, float32
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] -> locally aggregated patch features [B,h,w,D] on the first level's grid (float32)."""
-        levels = [f.float() for f in self.extractor(images)]
+        levels = [f.float().contiguous() for f in self.extractor(images.contiguous(memory_format=torch.channels_last))]
         grid = levels[0].shape[-2:]
         if self.config.embed_dim is None:
             p = self.config.patch_size
