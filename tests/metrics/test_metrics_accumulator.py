@@ -147,3 +147,19 @@ def test_mismatched_inputs_are_errors() -> None:
         MetricAccumulator().update(pred, masks, samples[:-1])
     with pytest.raises(DataError, match="nearest neighbour"):
         MetricAccumulator().update(pred, masks[:, :-1], samples)
+
+
+def test_signed_maps_and_mixed_dtypes_match_the_plain_functions() -> None:
+    samples, pred, masks = make_set(seed=2)
+    signed = pred.anomaly_map.double() - 0.5  # negative scores and float64: the general key path
+    signed[0, 0, :3] = torch.tensor([-0.0, 0.0, -0.0], dtype=torch.float64)
+    acc = MetricAccumulator()
+    acc.update(Prediction(pred.image_score[:7], signed[:7].float()), masks[:7], samples[:7])
+    acc.update(Prediction(pred.image_score[7:], signed[7:]), masks[7:], samples[7:])
+    result = acc.compute()
+    mixed = torch.cat([signed[:7].float().double(), signed[7:]])  # what the accumulator ranks
+    for category in TYPES:
+        keep = np.array([s.category == category for s in samples])
+        expected = pixel_metrics(mixed[keep], masks[keep])
+        for name, value in expected.items():
+            assert result.per_category[category][name] == pytest.approx(value, abs=1e-12), name

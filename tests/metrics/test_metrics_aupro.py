@@ -105,3 +105,18 @@ def test_pro_is_a_mean_over_regions_not_pixels() -> None:
     maps[0, 0, 0] = 1.0
     maps[0, 2:4, 3:5] = -1.0
     assert aupro(maps, masks) == pytest.approx(0.5, abs=1e-15)
+
+
+@pytest.mark.parametrize("margin", [0.02, 0.0, -0.4])  # -0.4: a floor far too high, caught and redone
+def test_aupro_floor_from_a_sample_is_exact_or_redone(monkeypatch, margin: float) -> None:
+    import miad.metrics.pixel as pixel
+
+    monkeypatch.setattr(pixel, "SAMPLE_STRIDE", 1)
+    monkeypatch.setattr(pixel, "FLOOR_MARGIN", margin)
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        maps = rng.random((3, 9, 9)).astype(np.float32) ** 3
+        masks = rng.random(maps.shape) < 0.15
+        maps[masks] = maps[masks] * 0.5 + 0.4  # anomalous scores spread over the normal range
+        for limit in (0.05, 0.3):
+            assert aupro(maps, masks, limit) == pytest.approx(reference_aupro(maps, masks, limit), abs=1e-9)

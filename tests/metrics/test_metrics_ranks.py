@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from miad.metrics.buckets import Buckets, canonical, monotone_keys
 from miad.metrics.curves import distinct_positives
-from miad.metrics.ranks import SortedPool, build_bucket_pool, canonical, monotone_keys
+from miad.metrics.ranks import SortedPool, build_bucket_pool
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -51,22 +52,41 @@ def clustered(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.dtype]:
 
 
 @settings(max_examples=80, deadline=None)
-@given(clustered(), st.sampled_from([1, 2**17, 2**22]))
-def test_bucket_pool_counts_equal_a_full_sort(data, max_buckets: int) -> None:
+@given(clustered(), st.sampled_from([1, 2**17, 2**22]), st.sampled_from(["none", "min", "middle"]))
+def test_bucket_pool_counts_equal_a_full_sort(data, max_buckets: int, floor_at: str) -> None:
     values, positive, dtype = data
     u = distinct_positives(values[positive])[0]
-    pool = build_bucket_pool(u, [values.reshape(1, 1, -1)], values[positive], dtype, max_buckets)
+    floor = {"none": -np.inf, "min": u[0] if u.size else -np.inf, "middle": np.median(values)}[floor_at]
+    all_positive = bool((values > 0).all())
+    sample = values[::3] if floor_at != "none" else None
+    pool = build_bucket_pool(
+        u, [values.reshape(1, 1, -1)], values[positive], dtype, floor, all_positive, sample, max_buckets
+    )
     reference = SortedPool(values[~positive])
     below, equal = pool.below_equal(u)
     ref_below, ref_equal = reference.below_equal(u)
+    ranked = u >= floor  # values below the floor are left unranked (0, 0) by design
     assert pool.size == reference.size
-    np.testing.assert_array_equal(below, ref_below)
-    np.testing.assert_array_equal(equal, ref_equal)
+    assert pool.n_below_floor == np.count_nonzero(values[~positive] < floor)
+    np.testing.assert_array_equal(below[ranked], ref_below[ranked])
+    np.testing.assert_array_equal(equal[ranked], ref_equal[ranked])
+    assert not below[~ranked].any() and not equal[~ranked].any()
 
 
-def test_pools_split_over_blocks_and_chunks_count_the_same(monkeypatch) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_raw_bit_keys_of_positive_values_match_the_general_keys(dtype) -> None:
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.random(500) * 10.0 ** rng.integers(-30, 30, 500), [0.0]]).astype(dtype)
+    u = np.unique(values[::3])
+    buckets = Buckets.for_positives(u, dtype)
+    np.testing.assert_array_equal(buckets.index_positive(values), buckets.index(canonical(values, dtype)))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pools_split_over_blocks_chunks_and_threads_count_the_same(monkeypatch, threads: int) -> None:
     import miad.metrics.ranks as ranks
 
+    monkeypatch.setattr(ranks, "THREADS", threads)
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 50, (6, 5, 7)).astype(np.float32) / 3
     positive = rng.random(maps.shape) < 0.2

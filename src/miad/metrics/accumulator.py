@@ -63,9 +63,10 @@ class MetricAccumulator:
         truth = np.zeros(maps.shape, dtype=bool) if masks is None else _masks(masks, maps.shape, samples)
         block = len(self._blocks)
         self._blocks.append(maps)
+        nonnegative = ~np.signbit(maps).reshape(len(maps), -1).any(axis=1)
         for row, (sample, score) in enumerate(zip(samples, scores)):
             positives = _positives(maps[row], truth[row], sample, masks is not None)
-            self._images.append(StoredImage(sample, float(score), block, row, positives))
+            self._images.append(StoredImage(sample, float(score), block, row, positives, bool(nonnegative[row])))
 
     def compute(self) -> MetricsResult:
         """Metrics per category, mean over categories, per defect type and per surface/logical group."""

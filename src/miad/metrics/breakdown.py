@@ -24,7 +24,7 @@ from miad.metrics.curves import (
     rank_stats,
     undefined_reason,
 )
-from miad.metrics.pixel import Positives, metrics_from_stats
+from miad.metrics.pixel import SAMPLE_STRIDE, Positives, choose_floor, metrics_from_stats
 from miad.metrics.ranks import SortedPool, build_bucket_pool
 from miad.metrics.result import COUNTS, METRICS, PIXEL_METRICS, Entry
 from miad.types import GOOD, Sample
@@ -41,6 +41,7 @@ class StoredImage:
     block: int  # index of the map block, -1 when maps are not kept
     row: int
     positives: Positives | None  # None: no ground truth for this image, left out of the pixel metrics
+    nonnegative: bool = False  # no value of the map has its sign bit set (raw float bits are ordered keys)
 
     @property
     def pool(self) -> str:
@@ -77,22 +78,25 @@ class _PixelPools:
         self.by_pool: dict[str, list[StoredImage]] = {}
         for im in usable:
             self.by_pool.setdefault(im.pool, []).append(im)
+        dtypes = {blocks[im.block].dtype for im in usable}
+        dtype = np.dtype(np.float64) if np.dtype(np.float64) in dtypes else np.dtype(np.float32)
         self.positives = {
-            name: Positives.concat([im.positives for im in ims], self._dtype(ims, blocks))  # type: ignore[misc]
+            name: Positives.concat([im.positives for im in ims], dtype)  # type: ignore[misc]
             for name, ims in self.by_pool.items()
         }
-        dtype = self._dtype(usable, blocks)
         every = np.concatenate([p.values for p in self.positives.values()] or [np.zeros(0, dtype)])
-        u = distinct_positives(every.astype(dtype, copy=False))[0]
+        u = distinct_positives(every)[0]
+        sample = np.concatenate(
+            [blocks[im.block][im.row].reshape(-1)[::SAMPLE_STRIDE] for im in usable] or [np.zeros(0, dtype)]
+        )
+        floor = choose_floor(sample, np.ones(sample.size, bool), float(u[0]) if u.size else np.inf, None)
+        all_positive = all(im.nonnegative for im in usable)
         self.pools = {
-            name: build_bucket_pool(u, _maps(ims, blocks), self.positives[name].values, dtype)
+            name: build_bucket_pool(
+                u, _maps(ims, blocks), self.positives[name].values, dtype, floor, all_positive, sample
+            )
             for name, ims in self.by_pool.items()
         }
-
-    @staticmethod
-    def _dtype(images: Sequence[StoredImage], blocks: Sequence[np.ndarray]) -> np.dtype:
-        dtypes = {blocks[im.block].dtype for im in images}
-        return np.dtype(np.float64) if np.dtype(np.float64) in dtypes else np.dtype(np.float32)
 
     def stats(self, types: set[str]) -> RankStats:
         names = [n for n in self.pools if n == GOOD_POOL or n in types]

@@ -40,10 +40,16 @@ class RankStats:
     equal: np.ndarray  # int64: negatives equal to each value
     n_neg: int
     n_regions: int = 0
+    floor: float = -np.inf  # values below it are unranked (below = equal = 0): AUPRO-only stats
+    n_neg_below_floor: int = 0
 
     @property
     def total_pos(self) -> int:
         return int(self.n_pos.sum())
+
+    @property
+    def fully_ranked(self) -> bool:
+        return self.values.size == 0 or self.floor <= self.values[0]
 
 
 def distinct_positives(
@@ -73,7 +79,9 @@ def rank_stats(
         b, e = pool.below_equal(u)
         below += b
         equal += e
-    return RankStats(u, counts, weights, below, equal, sum(p.size for p in pools), n_regions)
+    floor = max((getattr(p, "floor", -np.inf) for p in pools), default=-np.inf)
+    n_below = sum(getattr(p, "n_below_floor", 0) for p in pools)
+    return RankStats(u, counts, weights, below, equal, sum(p.size for p in pools), n_regions, floor, n_below)
 
 
 def undefined_reason(stats: RankStats, unit: str) -> str | None:
@@ -85,11 +93,13 @@ def undefined_reason(stats: RankStats, unit: str) -> str | None:
 
 
 def auroc(stats: RankStats) -> float:
+    assert stats.fully_ranked, "AUROC needs the ranks of every positive"
     twice_u = 2 * int(stats.n_pos @ stats.below) + int(stats.n_pos @ stats.equal)  # exact integers
     return twice_u / (2 * stats.n_neg * stats.total_pos)
 
 
 def _true_false_positives(stats: RankStats) -> tuple[np.ndarray, np.ndarray]:
+    assert stats.fully_ranked, "AP and F1 need the ranks of every positive"
     tp = np.cumsum(stats.n_pos[::-1])[::-1]  # positives >= each value
     fp = stats.n_neg - stats.below  # negatives >= each value
     return tp, fp
