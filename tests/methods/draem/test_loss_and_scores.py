@@ -65,7 +65,7 @@ class _FixedLogits(nn.Module):
 
 
 def test_map_is_the_softmax_anomaly_channel_and_score_the_max_of_its_21x21_mean():
-    det = create("draem", "quick", pretrained=False, image_size=64)
+    det = create("draem", "quick", pretrained=False, image_size=64, score_kernel=21)  # the paper preset's window
     logits = torch.full((2, 2, 64, 64), 0.0)
     logits[0, 1, 10:12, 20:22] = 8.0  # a small confident blob in image 0
     logits[1, 1] = 1.0  # image 1: everywhere mildly anomalous

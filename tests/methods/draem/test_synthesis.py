@@ -120,13 +120,20 @@ def test_a_texture_folder_is_searched_recursively_and_used(tmp_path):
 
     # beta_max 0 and no augmentation: inside the mask the pixels are the texture's, unchanged
     cfg = _cfg(anomaly_source=str(tmp_path / "dtd"), beta_max=0.0, n_augmentations=0, anomaly_probability=1.0)
-    batch = AnomalySynthesizer(cfg)(_images(16), torch.Generator().manual_seed(0))
+    synth = AnomalySynthesizer(cfg)
+    batch = synth(_images(16), torch.Generator().manual_seed(0))
     inside = batch.augmented.permute(0, 2, 3, 1)[batch.mask.bool()]  # [N,3]
     colours = torch.tensor([red, green], dtype=torch.float32) / 255
     distance = (inside[:, None] - colours[None]).abs().amax(-1).amin(-1)
     assert len(inside) > 0 and distance.max() < 3 / 255
     nearest = (inside[:, None] - colours[None]).abs().amax(-1).argmin(-1)
     assert set(nearest.tolist()) == {0, 1}  # both files are drawn
+    assert len(synth.source.cache) == 2  # each decoded once, then served from memory
+    small = TextureSource(str(tmp_path / "dtd"), cache_bytes=3 * 32 * 32)  # room for one 32 px texture
+    first = small._load(0, 32)
+    assert torch.equal(small._load(0, 32), first) and list(small.cache) == [(0, 32)]
+    small._load(1, 32)
+    assert list(small.cache) == [(0, 32)]  # the byte budget holds
 
 
 def test_a_missing_or_empty_texture_folder_is_a_clear_error(tmp_path):

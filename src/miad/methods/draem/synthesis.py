@@ -81,11 +81,16 @@ def perlin_mask(size: int, cfg: DraemConfig, gen: Generator, device: torch.devic
 
 class TextureSource:
     """Anomaly-source textures: images of a folder (searched recursively, e.g. DTD's `images/`), or procedural
-    textures when `folder` is None."""
+    textures when `folder` is None.
 
-    def __init__(self, folder: str | None) -> None:
+    Decoded, resized folder images are kept in memory up to `cache_bytes` (all of DTD at 256 px is ~1.1 GB), so
+    that a GPU run does not wait on JPEG decoding in the training process after the first epochs."""
+
+    def __init__(self, folder: str | None, cache_bytes: int = 2 * 1024**3) -> None:
         self.folder = Path(folder).expanduser() if folder else None
         self.files: list[Path] = []
+        self.cache: dict[tuple[int, int], torch.Tensor] = {}
+        self.cache_bytes, self._cached_bytes = cache_bytes, 0
         if self.folder is not None:
             if not self.folder.is_dir():
                 raise DataError(
@@ -103,9 +108,19 @@ class TextureSource:
         """One texture: uint8 [3,S,S] on `device`."""
         if not self.files:
             return procedural_texture(size, gen, device)
-        path = self.files[int(torch.randint(len(self.files), (1,), generator=gen))]
-        rgb = np.asarray(load_rgb(path, size), dtype=np.uint8)  # [S,S,3], whole image resized as the original
-        return torch.from_numpy(rgb.copy()).permute(2, 0, 1).to(device)
+        index = int(torch.randint(len(self.files), (1,), generator=gen))
+        return self._load(index, size).to(device)
+
+    def _load(self, index: int, size: int) -> torch.Tensor:
+        key = (index, size)
+        if key in self.cache:
+            return self.cache[key]
+        rgb = np.asarray(load_rgb(self.files[index], size), dtype=np.uint8)  # [S,S,3], whole image resized
+        texture = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()  # [3,S,S]
+        if self._cached_bytes + texture.numel() <= self.cache_bytes:
+            self.cache[key] = texture
+            self._cached_bytes += texture.numel()
+        return texture
 
 
 def augment_texture(texture: torch.Tensor, names: tuple[str, ...], count: int, gen: Generator) -> torch.Tensor:
