@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except MiadError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -102,7 +102,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}; check the path") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML ({exc}); fix its syntax") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"config file {p} is not valid YAML ({what}{where}); fix its syntax") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -23,10 +23,18 @@ SPLITS: tuple[str, ...] = ("train", "test")
 
 
 def detect_format(root: str | Path) -> str:
-    """'mvtec' when `root/train/good` or `root/<sub>/train/good` exists, else 'folder'."""
+    """'mvtec' when `root` or one of its sub-folders looks MVTec-like, else 'folder'.
+
+    MVTec-like: has `train/good`, or has both `test/` and `ground_truth/` (a tree whose train split is missing
+    is still MVTec-like, so the error names the missing `train/good` instead of a generic folder-set problem).
+    """
     path = as_root(root)
     candidates = [path, *list_subfolders(path)]
-    return "mvtec" if any((c / "train" / GOOD).is_dir() for c in candidates) else "folder"
+
+    def mvtec_like(c: Path) -> bool:
+        return (c / "train" / GOOD).is_dir() or ((c / "test").is_dir() and (c / "ground_truth").is_dir())
+
+    return "mvtec" if any(mvtec_like(c) for c in candidates) else "folder"
 
 
 def index_dataset(
