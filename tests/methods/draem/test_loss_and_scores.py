@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -87,6 +88,10 @@ def test_encode_synthesises_from_torchs_global_generator():
     b = det.encode(images)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     augmented, clean, mask = a
+    torch.manual_seed(3)
+    with mock.patch("miad.distributed.rank", return_value=1):  # another torchrun rank draws other anomalies
+        other = det.encode(images)
+    assert not torch.equal(other[0], augmented)
     assert augmented.shape == clean.shape == images.shape and mask.shape == (4, 64, 64)
 
 

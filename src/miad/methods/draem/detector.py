@@ -2,8 +2,8 @@
 
 The shared loop (miad.train) calls `encode` on every batch of every epoch under no_grad: that is where the
 normal images receive their synthetic anomalies (fresh ones each epoch; torch's global RNG, which the loop seeds
-and saves, drives them, so runs are reproducible and resumable). Validation on held-out normals uses the same
-synthesis under the loop's fixed validation seed.
+and saves, drives them, so runs are reproducible and resumable; each distributed rank draws its own).
+Validation on held-out normals uses the same synthesis under the loop's fixed validation seed.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class DraemDetector(GradientDetector):
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normal images [B,3,S,S] in [0,1] -> (augmented input, clean target, anomaly mask [B,S,S])."""
-        batch = self.synthesizer(images)
+        batch = self.synthesizer(images, synthesis_generator())
         return batch.augmented, batch.clean, batch.mask
 
     def loss(self, inputs: Any) -> torch.Tensor:
@@ -74,3 +74,13 @@ class DraemDetector(GradientDetector):
         maps = torch.softmax(logits.float(), dim=1)[:, 1]  # [B,S,S] probability of "anomaly"
         score = ops.max_score(ops.mean_filter(maps, self.config.score_kernel))  # [B]
         return Prediction(score, maps)
+
+
+def synthesis_generator() -> torch.Generator:
+    """A CPU generator for one batch's synthesis, seeded from torch's global RNG (which the training loop seeds
+    and saves, so runs stay reproducible and resumable) and the distributed rank: under torchrun every rank
+    seeds the global RNG alike, and would otherwise paste the same anomalies into its slice of each batch."""
+    from miad import distributed
+
+    seed = int(torch.randint(0, 2**62, (1,)))
+    return torch.Generator().manual_seed(seed + 1_000_003 * distributed.rank())
