@@ -178,11 +178,14 @@ def _init_worker() -> None:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # "fork" where the platform has it: a spawned or forkserver worker would first import miad, and with it
-    # torch (seconds per worker). Forking is safe here: workers run numpy and OpenCV only (with OpenCV's own
-    # thread pool switched off first), never torch, whose threads are what makes forking risky.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # Not "fork": a child forked from a process whose OpenCV thread pool has run can hang in its first
+    # OpenCV call. A fork server is a clean process that imports this module once (and with it miad, and
+    # torch: seconds) and then forks the workers cheaply.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
