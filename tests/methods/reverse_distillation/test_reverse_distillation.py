@@ -129,3 +129,14 @@ def test_paper_preset_is_appendix_a21():
 def test_invalid_settings_are_rejected(overrides):
     with pytest.raises(ConfigError):
         make_config("reverse_distillation", "quick", **overrides)
+
+
+@pytest.mark.parametrize("output_relu", [True, False])
+def test_student_output_relu_controls_the_sign_of_student_features(output_relu):
+    """ResNet teachers are post-ReLU (the original's ReLU output fits); Lite0's features are half negative."""
+    config = make_config("reverse_distillation", "quick", image_size=64, student_output_relu=output_relu)
+    model = ReverseDistillationModel(config, pretrained=False).eval()
+    with torch.no_grad():
+        _, student = model(torch.randn(2, 3, 64, 64))
+    negative = any(bool((s < 0).any()) for s in student)
+    assert negative is not output_relu

@@ -34,9 +34,12 @@ def conv_bn_relu_down(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (stride 2 when 'down') or 2x2 transposed (when 'up') -> 1x1 expand, plus a shortcut."""
+    """1x1 reduce -> 3x3 (stride 2 when 'down') or 2x2 transposed (when 'up') -> 1x1 expand, plus a shortcut;
+    a final ReLU unless `out_relu` is False (for matching teacher features that can be negative)."""
 
-    def __init__(self, in_channels: int, width: int, out_channels: int, resample: Resample = "none") -> None:
+    def __init__(
+        self, in_channels: int, width: int, out_channels: int, resample: Resample = "none", out_relu: bool = True
+    ) -> None:
         super().__init__()
         self.conv1, self.bn1 = conv1x1(in_channels, width), nn.BatchNorm2d(width)
         if resample == "up":
@@ -46,13 +49,14 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3, self.bn3 = conv1x1(width, out_channels), nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU()
+        self.out_act = nn.ReLU() if out_relu else nn.Identity()
         self.shortcut = _shortcut(in_channels, out_channels, resample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + self.shortcut(x))
+        return self.out_act(out + self.shortcut(x))
 
 
 def _shortcut(in_channels: int, out_channels: int, resample: Resample) -> nn.Module:
@@ -65,10 +69,17 @@ def _shortcut(in_channels: int, out_channels: int, resample: Resample) -> nn.Mod
     return nn.Identity()
 
 
-def stage(in_channels: int, width: int, out_channels: int, blocks: int, resample: Resample) -> nn.Sequential:
-    """A residual stage: the first block resamples and changes channels, the others keep both."""
-    first = Bottleneck(in_channels, width, out_channels, resample)
-    return nn.Sequential(first, *[Bottleneck(out_channels, width, out_channels) for _ in range(blocks - 1)])
+def stage(
+    in_channels: int, width: int, out_channels: int, blocks: int, resample: Resample, out_relu: bool = True
+) -> nn.Sequential:
+    """A residual stage: the first block resamples and changes channels, the others keep both; `out_relu`
+    applies to the stage's last block only (its output is what gets compared with the teacher)."""
+    layers = []
+    for i in range(blocks):
+        last = i == blocks - 1
+        cin, mode = (in_channels, resample) if i == 0 else (out_channels, "none")
+        layers.append(Bottleneck(cin, width, out_channels, mode, out_relu=out_relu or not last))
+    return nn.Sequential(*layers)
 
 
 def init_like_resnet(module: nn.Module) -> None:
