@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,8 +76,11 @@ def test_manifest_lists_every_image_once_with_factors_in_range(tree):
 
 
 def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path, tree):
+    # The tree fixture ran OpenCV multi-threaded in this process: forking workers must still not hang.
+    threads = cv2.getNumThreads()
     again = generate(tmp_path / "again", workers=2, **TINY)
     assert files(again) == files(tree)
+    assert cv2.getNumThreads() == threads  # the caller's OpenCV setting is restored
     other = generate(tmp_path / "other", **{**TINY, "seed": 4})
     assert files(other) != files(tree)
 

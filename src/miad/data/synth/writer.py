@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
-import multiprocessing.context
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -161,31 +161,39 @@ def build_tree(
     width = max(3, len(str(max(n_train, n_test_good, n_test_defect) - 1)))
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 4 * _CHUNK else 1
+        workers = min(_usable_cores(), 8) if len(jobs) >= 4 * _CHUNK else 1
     args = [(str(root), chunk, size, int(seed), per_scenario, width) for chunk in chunks]
     if workers <= 1 or len(chunks) == 1:
         results = [_render_chunk(*a) for a in args]
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker) as pool:
-            results = list(pool.map(_render_chunk, *zip(*args)))
+        results = _render_in_pool(args, workers)
     rows = [row for chunk in results for row in chunk]
     _write_manifest(root / MANIFEST, rows)
     return len(rows)
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # the pool already uses every core
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))  # respects taskset / container CPU sets
+    return os.cpu_count() or 1
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # Not "fork": a child forked from a process whose OpenCV thread pool has run can hang in its first
-    # OpenCV call. A fork server is a clean process that imports this module once (and with it miad, and
-    # torch: seconds) and then forks the workers cheaply.
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
+def _render_in_pool(args: list[tuple], workers: int) -> list[list[dict]]:
+    """Render the chunks in worker processes (results in chunk order).
+
+    On Linux the workers are forked: spawned ones would re-run an unguarded calling script and import torch
+    again. A child forked while OpenCV's thread pool is alive hangs in its first call that touches the pool, so
+    OpenCV is single-threaded while the workers are forked (they inherit that: one thread per core) and
+    restored afterwards. Workers run numpy and OpenCV only, never torch.
+    """
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+            return list(pool.map(_render_chunk, *zip(*args)))
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -211,7 +219,8 @@ def generate(
     strengths: None for the per-scenario defaults (appendix A.3), one `Strengths` for all scenarios, or a
     mapping scenario -> Strengths (others keep their defaults). `out` must not exist, be empty, or hold an
     earlier generated tree (recognised by its manifest.csv), which is replaced only once the new one is complete.
-    workers: processes (None: all cores for large sets, 1 for small ones); the output never depends on it.
+    workers: processes (None: the usable cores, at most 8, for large sets; 1 for small ones); the output never
+    depends on it.
     """
     out = Path(out).expanduser()
     _check_target(out)
