@@ -65,5 +65,5 @@ def test_findings_name_the_most_and_least_affected_methods() -> None:
     rows = [row("m1", "c", "low", 0.9), row("m1", "c", "mid", 0.8), row("m1", "c", "high", 0.6),
             row("m2", "c", "low", 0.9), row("m2", "c", "mid", 0.9), row("m2", "c", "high", 0.85)]
     (sentence,) = factor_findings(rows)
-    assert "by -17.5 points" in sentence and "most affected: m1 (-30.0)" in sentence
-    assert "least: m2 (-5.0)" in sentence
+    assert "by -17.5 points" in sentence and "lowest change: m1 (-30.0)" in sentence
+    assert "highest: m2 (-5.0)" in sentence

@@ -135,13 +135,23 @@ def factor_table(rows: list[Row]) -> Table | None:
     note = (_seeds_note(rows, bold=False) + " Image AUROC inside terciles of each uncontrolled "
             "factor's per-image value (manifest.csv): a tercile's defective images against its good images, per "
             "category, averaged over the categories where the factor varies. Δ = high − low tercile, in points: "
-            f"negative means the method degrades as the factor grows. {where}.")
+            f"negative means the method degrades as the factor grows. {where}. {_bin_size_note(rows)}")
     return Table("factors", "Per uncontrolled factor: image AUROC by factor tercile (beyond the paper)",
                  header, body, set(), note)
 
 
+def _bin_size_note(rows: list[Row]) -> str:
+    """How many images a tercile holds: with few, differences of several points are noise."""
+    sizes = [int(r["n_good"] or 0) + int(r["n_defect"] or 0) for r in rows if r.get("image_auroc") is not None]
+    if not sizes:
+        return ""
+    lo, hi, median = min(sizes), max(sizes), sorted(sizes)[len(sizes) // 2]
+    held = f"{lo}" if lo == hi else f"{lo}-{hi} (median {median})"
+    return f"A tercile holds {held} test images; with few images, differences of several points can be chance."
+
+
 def factor_findings(rows: list[Row]) -> list[str]:
-    """One plain sentence per factor: the average change over methods, and the most and least affected."""
+    """One plain sentence per factor: the average change over methods, and the methods at both extremes."""
     rows = select(rows, "factor")
     out = []
     for factor in FACTOR_NAMES:
@@ -152,8 +162,8 @@ def factor_findings(rows: list[Row]) -> list[str]:
         worst, best = min(deltas, key=deltas.get), max(deltas, key=deltas.get)
         avg = sum(deltas.values()) / len(deltas)
         out.append(f"As {factor} grows from its low to its high tercile, image AUROC changes by {avg:+.1f} points "
-                   f"on average over {len(deltas)} method(s); most affected: {worst} ({deltas[worst]:+.1f}), "
-                   f"least: {best} ({deltas[best]:+.1f}).")
+                   f"on average over {len(deltas)} method(s); lowest change: {worst} ({deltas[worst]:+.1f}), "
+                   f"highest: {best} ({deltas[best]:+.1f}).")
     return out
 
 
