@@ -15,17 +15,20 @@ from miad.commands._common import csv_list
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synth", help="generate the procedural mini-MIAD data set")
     p.add_argument("out", metavar="OUT", help="output folder (new, empty, or an earlier synth output)")
-    p.add_argument("--scenarios", type=csv_list, default=None, help="comma-separated scenarios (default: all 7)")
-    p.add_argument("--n-train", type=int, default=100, help="normal training images per scenario")
-    p.add_argument("--n-test-good", type=int, default=25, help="normal test images per scenario")
+    p.add_argument(
+        "--scenarios", type=csv_list, default=None, metavar="A,B", help="comma-separated scenarios (default: all 7)"
+    )
+    p.add_argument("--n-train", type=int, default=100, metavar="N", help="normal training images per scenario")
+    p.add_argument("--n-test-good", type=int, default=25, metavar="N", help="normal test images per scenario")
     p.add_argument(
         "--n-test-defect",
         type=int,
         default=25,
+        metavar="N",
         help="defective test images per scenario, spread evenly over its defect types",
     )
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same seed, same bytes)")
     for factor in ("viewpoint", "background", "surface"):
         p.add_argument(
             f"--{factor}",
@@ -34,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="F",
             help=f"{factor} strength in [0, 1] for all scenarios (default: per-scenario)",
         )
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default: the usable cores, at most 8)"
+    )
     p.add_argument("--sheet", metavar="FILE", default=None, help="also write a contact sheet PNG here")
     p.set_defaults(func=run)
 

@@ -42,14 +42,8 @@ class Viewpoint:
         return cv2.getPerspectiveTransform(src.astype(np.float32), dst.astype(np.float32))
 
     def as_row(self) -> dict[str, float]:
-        return {
-            "rotation_deg": round(self.rotation_deg, 3),
-            "scale": round(self.scale, 4),
-            "tilt_x": round(self.tilt_x, 4),
-            "tilt_y": round(self.tilt_y, 4),
-            "shift_x": round(self.shift_x, 4),
-            "shift_y": round(self.shift_y, 4),
-        }
+        names = ("rotation_deg", "scale", "tilt_x", "tilt_y", "shift_x", "shift_y")
+        return {n: round(getattr(self, n), 4) + 0.0 for n in names}  # + 0.0: no "-0.0" in the manifest
 
 
 def sample_viewpoint(rng: np.random.Generator, strength: float) -> Viewpoint:
