@@ -167,7 +167,7 @@ def factor_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
     if not factors:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(factors), figsize=(3.2 * len(factors), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(factors), figsize=(3.2 * len(factors), 3.2), squeeze=False)
     for ax, factor in zip(axes[0], factors):
         per, _ = factor_delta_cells(rows, factor)
         for lab in labels_of(rows):
@@ -178,8 +178,9 @@ def factor_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_xlabel("factor tercile")
         ax.set_ylabel("image AUROC (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 6) or 1, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(names) - 1) // 6), 1, 1))  # room for the legend below
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
