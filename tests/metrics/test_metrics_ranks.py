@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from miad.metrics import ranks
 from miad.metrics.buckets import Buckets, canonical, monotone_keys
 from miad.metrics.curves import distinct_positives
 from miad.metrics.ranks import SortedPool, build_bucket_pool
@@ -52,8 +55,18 @@ def clustered(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.dtype]:
 
 
 @settings(max_examples=80, deadline=None)
-@given(clustered(), st.sampled_from([1, 2**17, 2**22]), st.sampled_from(["none", "min", "middle"]))
-def test_bucket_pool_counts_equal_a_full_sort(data, max_buckets: int, floor_at: str) -> None:
+@given(
+    clustered(),
+    st.sampled_from([1, 2**17, 2**22]),
+    st.sampled_from(["none", "min", "middle"]),
+    st.sampled_from([16, 2**20]),
+)
+def test_bucket_pool_counts_equal_a_full_sort(data, max_buckets: int, floor_at: str, band: int) -> None:
+    with mock.patch.object(ranks, "BAND_VALUES", band):  # band < number of values: one pass per band
+        check_against_sort(data, max_buckets, floor_at)
+
+
+def check_against_sort(data, max_buckets: int, floor_at: str) -> None:
     values, positive, dtype = data
     u = distinct_positives(values[positive])[0]
     floor = {"none": -np.inf, "min": u[0] if u.size else -np.inf, "middle": np.median(values)}[floor_at]
@@ -84,8 +97,6 @@ def test_raw_bit_keys_of_positive_values_match_the_general_keys(dtype) -> None:
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_pools_split_over_blocks_chunks_and_threads_count_the_same(monkeypatch, threads: int) -> None:
-    import miad.metrics.ranks as ranks
-
     monkeypatch.setattr(ranks, "THREADS", threads)
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 50, (6, 5, 7)).astype(np.float32) / 3
