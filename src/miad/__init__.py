@@ -1,7 +1,8 @@
-"""miad: unsupervised visual anomaly detection for outdoor maintenance inspection (MIAD, arXiv 2211.13968)."""
+"""miad: unsupervised visual anomaly detection for outdoor maintenance inspection (MIAD, arXiv 2211.13968).
 
-from miad.errors import MiadError, NotFittedError
-from miad.types import Prediction, Sample
+Public API: `create`, `load`, `list_methods`, `list_presets`, `evaluate`, `Prediction`, `Sample`, `MiadError`,
+`NotFittedError`. Imports are lazy so that `import miad` (and the CLI's start) does not load torch.
+"""
 
 __version__ = "0.1.0"
 
@@ -12,20 +13,22 @@ __all__ = [
     "Sample",
     "__version__",
     "create",
+    "evaluate",
     "list_methods",
     "list_presets",
     "load",
 ]
 
+_LAZY = {
+    "create": "miad.registry", "list_methods": "miad.registry", "list_presets": "miad.registry",
+    "load": "miad.registry", "evaluate": "miad.metrics", "Prediction": "miad.types", "Sample": "miad.types",
+    "MiadError": "miad.errors", "NotFittedError": "miad.errors",
+}
+
 
 def __getattr__(name: str):
-    # Lazy: importing miad must not import every method (and torch models) up front.
-    if name in ("create", "list_methods", "list_presets", "load"):
-        from miad import registry
+    if name in _LAZY:
+        import importlib
 
-        return getattr(registry, name)
-    if name == "evaluate":
-        from miad.metrics import evaluate
-
-        return evaluate
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'miad' has no attribute {name!r}")
