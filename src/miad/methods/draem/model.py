@@ -6,13 +6,19 @@ of a foreign texture) back into the clean image; a discriminative sub-network se
 reconstruction side by side and learns to segment where they disagree. At test time the segmentation's anomaly
 channel is the anomaly map.
 
-Deviations from the original code (VitjanZ/DRAEM), all documented next to their fields:
+Deviations from the original code (VitjanZ/DRAEM), documented next to their fields too:
 - Images are RGB; the original reads them with OpenCV as BGR. Both networks are trained from scratch, so the
   channel order only matters when loading the original's weights (not supported).
 - Without `anomaly_source` (a DTD folder), anomaly textures are generated procedurally (`textures.py`): no
   download. With it, DTD images are used as in the original.
-- Texture augmentations use torchvision.transforms.v2 (not the unmaintained imgaug), restricted to the seven
-  operations the MIAD appendix lists; their parameter ranges follow the original's imgaug settings.
+- Texture augmentations: the seven operations MIAD's appendix lists (the original draws from ten imgaug ops,
+  also gamma, invert and rotate), done with torchvision.transforms.v2 instead of the unmaintained imgaug; ranges
+  follow the original's imgaug settings, brightness and hue/saturation changes approximated in RGB.
+- Normal images are rotated by (-45, 45) degrees as A.2.4 says (the original: (-90, 90)), with the original's
+  probability 0.3, which A.2.4 does not state.
+- On CUDA the networks run under bfloat16 autocast when `amp` is on (the shared loop's default); the losses are
+  computed in float32. `--set amp=false` trains in float32 as the original.
+- `quick` (CPU) scores images with a 5 px window, the original's 21 px at 256 px scaled to 64 px.
 """
 
 from __future__ import annotations
