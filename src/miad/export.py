@@ -67,7 +67,7 @@ def export_onnx(det: Any, path: str | Path, batch: int = 2) -> Path:
     try:
         with torch.no_grad():
             torch.onnx.export(
-                _Graph(det), (example,), tmp, dynamo=False, opset_version=OPSET, input_names=["images"],
+                _Graph(det).eval(), (example,), tmp, dynamo=False, opset_version=OPSET, input_names=["images"],
                 output_names=["image_score", "anomaly_map"],
                 dynamic_axes={"images": {0: "batch"}, "image_score": {0: "batch"}, "anomaly_map": {0: "batch"}},
             )
