@@ -20,8 +20,8 @@ from typing import Any
 from miad.metrics.result import COUNTS, METRICS
 
 IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope", "category", "subset")
-COSTS = ("fit_seconds", "inference_ms_per_image", "peak_rss_mb", "peak_cuda_mb", "epochs", "resumed_after_epoch",
-         "n_train", "n_test", "git_commit")
+COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",
+         "resumed_after_epoch", "n_train", "n_test", "git_commit")
 FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS
 SCOPES = ("category", "defect_type", "group", "factor", "run")
 
@@ -48,7 +48,8 @@ def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] 
     memory = result.get("memory", {})
     rows.append({
         **base, "scope": "run", "category": "", "subset": "", "fit_seconds": result["fit_seconds"],
-        "inference_ms_per_image": result["inference_ms_per_image"], "peak_rss_mb": memory.get("peak_rss_mb"),
+        "inference_ms_per_image": result["inference_ms_per_image"],
+        "cpu_seconds": result.get("cpu_seconds_this_process"), "peak_rss_mb": memory.get("peak_rss_mb"),
         "peak_cuda_mb": memory.get("peak_cuda_mb"), "epochs": len(result.get("history", [])),
         "resumed_after_epoch": result.get("resumed_after_epoch", 0), "n_train": result.get("n_train"),
         "n_test": result.get("n_test"), "git_commit": result.get("git_commit"),

@@ -175,16 +175,21 @@ def cost_table(rows: list[Row]) -> Table:
         own = [r for r in rows if label(r) == lab]
         fit_runs = [float(r["fit_seconds"]) for r in own]
         ms = [float(r["inference_ms_per_image"]) for r in own]
+        cpu = [float(r["cpu_seconds"]) for r in own if r.get("cpu_seconds") is not None]
         rss = [r["peak_rss_mb"] for r in own if r.get("peak_rss_mb") is not None]
         cuda = [r["peak_cuda_mb"] for r in own if r.get("peak_cuda_mb") is not None]
         epochs = sorted({int(r["epochs"] or 0) for r in own})
         body.append([lab, str(len(own)), "/".join(map(str, epochs)), f"{sum(fit_runs) / len(fit_runs):.1f}",
-                     f"{sum(fit_runs):.1f}", f"{sum(ms) / len(ms):.1f}", f"{max(rss):.0f}" if rss else DASH,
+                     f"{sum(fit_runs):.1f}", f"{sum(ms) / len(ms):.1f}",
+                     f"{sum(cpu) / len(cpu):.1f}" if cpu else DASH, f"{max(rss):.0f}" if rss else DASH,
                      f"{max(cuda):.0f}" if cuda else DASH])
     note = ("Fit s = wall time of fit per run (training plus held-out statistics; epochs of a resumed run "
-            "counted once); ms/image = prediction time per test image; peak RSS = the most resident memory of the "
+            "counted once); ms/image = prediction time per test image (metric bookkeeping included); CPU s = "
+            "process CPU time of fit and test over all threads (the part run by the last process of a resumed run), "
+            "which a busy shared machine inflates less than wall time; peak RSS = the most resident memory of the "
             "process seen during a run; peak CUDA = torch.cuda.max_memory_allocated during a run.")
-    header = ["Method", "Runs", "Epochs", "Fit s / run", "Fit s total", "ms / image", "Peak RSS MB", "Peak CUDA MB"]
+    header = ["Method", "Runs", "Epochs", "Fit s / run", "Fit s total", "ms / image", "CPU s / run", "Peak RSS MB",
+              "Peak CUDA MB"]
     return Table("cost", "Cost", header, body, set(), note)
 
 
