@@ -171,8 +171,7 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any]) -> None:
-    from miad.bench.provenance import PeakMemory
-    from miad.evaluation import evaluate_detector, write_scores_csv
+    from miad.evaluation import write_scores_csv
     from miad.registry import get_method
     from miad.runconfig import write_json_atomic, write_resolved_config
 
@@ -183,6 +182,25 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.start_run(spec.method, spec.setting, spec.seed, spec.config.epochs, state_dir.is_dir())
     det = get_method(spec.method)(spec.config)
     write_resolved_config(run_dir, det, setting=spec.setting, seed=spec.seed, categories=list(spec.categories))
+    ev, measured = _fit_and_test(det, train, test, ctx, run_dir)
+    write_scores_csv(run_dir / "scores.csv", ev.rows)
+    result = {
+        "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
+        "unified": spec.unified, "metrics": ev.metrics.to_dict(), **measured, "history": det.history,
+        "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
+        "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(run_dir / "result.json", result)
+    shutil.rmtree(state_dir, ignore_errors=True)  # finished runs never resume; paper-sized weights are large
+    ctx.progress.end_run(_summary(result))
+
+
+def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path):
+    """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements)."""
+    from miad.bench.provenance import PeakMemory
+    from miad.evaluation import evaluate_detector
+
     this_process: list[dict[str, Any]] = []
 
     def on_epoch(row: dict[str, Any]) -> None:
@@ -191,27 +209,18 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
 
     with PeakMemory(ctx.device) as peak:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        det.fit(train, device=ctx.device, progress=ctx.bars, state_dir=str(state_dir),
+        det.fit(train, device=ctx.device, progress=ctx.bars, state_dir=str(run_dir / "state"),
                 num_workers=ctx.num_workers, callback=on_epoch)
         fit_here = time.perf_counter() - t0
         ev = evaluate_detector(det, test, maps_path=run_dir / "maps.npz", progress=ctx.bars,
                                num_workers=ctx.num_workers)
         cpu_seconds = time.process_time() - cpu0  # all threads: comparable on a shared, busy machine
-    write_scores_csv(run_dir / "scores.csv", ev.rows)
-    resumed = det.history[: len(det.history) - len(this_process)]
-    result = {
-        "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
-        "unified": spec.unified, "metrics": ev.metrics.to_dict(),
+    resumed = det.history[: len(det.history) - len(this_process)]  # epochs an earlier, killed process ran
+    return ev, {
         "fit_seconds": fit_here + sum(float(r.get("seconds", 0.0)) for r in resumed),
-        "fit_seconds_this_process": fit_here, "resumed_after_epoch": len(resumed), "history": det.history,
-        "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds,
-        "cpu_seconds_this_process": cpu_seconds,
-        "n_train": len(train), "n_test": len(test), "memory": peak.summary(), "holdout": _holdout(det),
-        **_provenance(ctx), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fit_seconds_this_process": fit_here, "resumed_after_epoch": len(resumed),
+        "cpu_seconds_this_process": cpu_seconds, "memory": peak.summary(),
     }
-    write_json_atomic(run_dir / "result.json", result)
-    shutil.rmtree(state_dir, ignore_errors=True)  # finished runs never resume; paper-sized weights are large
-    ctx.progress.end_run(_summary(result))
 
 
 def _holdout(det: Any) -> dict[str, Any] | None:
