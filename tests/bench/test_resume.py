@@ -69,5 +69,6 @@ def test_killed_benchmark_resumes_to_identical_tables(bench_tree: Path, bench_ru
     assert kept.read_text() == kept_text  # finished runs are kept, not redone
     resumed = read_result(interrupted / "runs" / "ref_ae" / "widget" / "seed0" / "result.json")
     assert 1 <= resumed["resumed_after_epoch"] < 6 and len(resumed["history"]) == 6
+    assert not [p for p in interrupted.rglob("*") if p.name.startswith(".") and "tmp" in p.name]
     assert _metric_tables(interrupted) == _metric_tables(reference)
     assert _metric_rows(interrupted) == _metric_rows(reference)

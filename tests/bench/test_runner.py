@@ -129,6 +129,9 @@ def test_a_failing_run_is_recorded_and_retried(bench_tree: Path, tmp_path: Path,
     assert "1 run(s) failed" in (tmp_path / "report.html").read_text()
 
     monkeypatch.setattr(reference_methods.RefMeanDetector, "_fit", real_fit)
+    stale = tmp_path / "runs/ref_mean/gadget/seed0/.maps.npz.x1y2.tmp"  # as a process killed mid-write leaves
+    stale.write_bytes(b"half a zip")
     second = run_benchmark(str(bench_tree), methods=["ref_mean"], out=tmp_path, progress=False)
     assert second.failed == [] and not (tmp_path / "runs/ref_mean/gadget/seed0/error.json").exists()
+    assert not stale.exists()
     assert {r["category"] for r in second.rows if r["scope"] == "category"} == {"gadget", "widget"}

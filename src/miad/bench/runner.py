@@ -150,6 +150,8 @@ def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
     wanted = _identity(spec, ctx)
     write_json_atomic(run_dir / "run.json", wanted)
     (run_dir / "error.json").unlink(missing_ok=True)
+    for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("state/.*.tmp")]:  # left by a killed process; we
+        stale.unlink(missing_ok=True)  # hold the lock, so no live writer owns them
     try:
         _execute(spec, ctx, run_dir, wanted)
     except MiadError as exc:
