@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from miad.methods.patchcore.coreset import StreamingCoreset, plan_coreset, random_projection
+from miad.methods.patchcore.model import PRESETS
 from miad.registry import create
 
 DIM, RATIO, PATCHES_PER_IMAGE = 1536, 0.1, 784  # WRN50 layer2+layer3 at 224 px: a 28x28 grid of 1536-dim vectors
@@ -127,7 +128,7 @@ def section_infer(args: argparse.Namespace, det: object) -> None:
 def section_scaling(args: argparse.Namespace) -> None:
     sizes = [25_000, 50_000, 100_000, 200_000] if args.quick else [100_000, 200_000, 400_000, 800_000]
     exact_sizes = [6_250, 12_500, 25_000] if args.quick else [12_500, 25_000, 50_000]
-    chunk = create("patchcore", "paper").config.coreset_chunk_size
+    chunk = PRESETS["paper"].coreset_chunk_size
     for label, chunk_of, todo in (("chunked", lambda n: chunk, sizes), ("exact greedy", lambda n: n, exact_sizes)):
         previous = None
         for n in todo:
@@ -140,7 +141,7 @@ def section_scaling(args: argparse.Namespace) -> None:
 def stream_child(n: int, cap: int) -> None:
     """Subprocess body of the memory section: prints one JSON line."""
     with Clock() as clock:
-        seconds, rows = select(n, create("patchcore", "paper").config.coreset_chunk_size, cap, torch.float16)
+        seconds, rows = select(n, PRESETS["paper"].coreset_chunk_size, cap, torch.float16)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(

