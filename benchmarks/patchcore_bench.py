@@ -10,8 +10,9 @@ Sections (all on CPU, WRN50 with random weights at 224 px and a 10 % coreset, as
            and exact greedy at the sizes where it finishes in minutes (it grows 4x per doubling)
   memory   peak RSS of a subprocess streaming 7.84 M synthetic 1536-dim vectors (one 10,000-image MIAD scenario
            at 224 px) into a float16 bank capped at 500K vectors (target <= 8 GB)
-  quality  image AUROC on the built-in mini-MIAD's surface scenarios, `quick` preset, with exact greedy versus
-           forced small chunks at the same ratio (target: within 0.5 points), plus pixel AUROC
+  quality  image AUROC on the built-in mini-MIAD's surface scenarios (`quick` preset at 128 px), exact greedy
+           versus forced 1,000-vector chunks at the same ratio, averaged over selection seeds (target: within
+           0.5 points; one seed moves a 50-image AUROC by about 1-2 points)
 
 Wall times depend on the machine's load; each line also prints CPU seconds of this process.
 
@@ -29,6 +30,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from miad.methods.patchcore.coreset import StreamingCoreset, plan_coreset, random_projection
 from miad.methods.patchcore.model import PRESETS
@@ -169,36 +171,56 @@ def section_memory(args: argparse.Namespace) -> None:
 
 
 def section_quality(args: argparse.Namespace) -> None:
+    """Exact greedy vs forced 1,000-vector chunks on the same features; AUROC averaged over selection seeds."""
     from miad.data.builtin import builtin_root
     from miad.data.index import index_dataset
-    from miad.metrics import image_auroc, pixel_auroc
 
     scenarios = ["wind_turbine", "metal_welding"]
     if not args.quick:
         scenarios += ["photovoltaic_module", "electrical_insulator"]
+    seeds = range(1 if args.quick else 3)
     samples = index_dataset(builtin_root())
+    gaps = []
     for scenario in scenarios:
         train = [s for s in samples if s.category == scenario and s.split == "train"]
         test = [s for s in samples if s.category == scenario and s.split == "test"]
-        row = []
+        det = create("patchcore", "quick", image_size=128)  # 128 px keeps exact greedy to a minute or two
+        with torch.no_grad():
+            feats = [det.model.embed(b["image"]) for b in DataLoader(det.dataset(train), batch_size=32)]
+        det.fitted = True
+        result = {}
         for label, chunk in (("exact", 10**9), ("chunks of 1000", 1000)):
-            det = create("patchcore", "quick", coreset_chunk_size=chunk, **({"image_size": 128} if args.quick else {}))
-            with Clock() as clock:
-                det.fit(train, device="cpu", progress=False)
-            preds = [(p, b) for p, b in det.predict_dataset(det.dataset(test))]
-            scores = torch.cat([p.image_score for p, _ in preds])
-            labels = torch.cat([b["label"] for _, b in preds])
-            maps = torch.cat([p.anomaly_map for p, _ in preds])
-            masks = torch.cat([b["mask"] for _, b in preds])
-            auroc = 100 * image_auroc(scores.numpy(), labels.numpy())
-            row.append(auroc)
+            aurocs = []
+            for seed in seeds:
+                with Clock() as clock:
+                    det.model.set_bank(stream_bank(feats, chunk, seed))
+                aurocs.append(test_auroc(det, test))
+            result[label] = sum(aurocs) / len(aurocs)
             print(
-                f"quality {scenario:20s} {label:15s}: image AUROC {auroc:5.1f}, pixel AUROC "
-                f"{100 * pixel_auroc(maps.numpy(), masks.numpy()):5.1f}, {det.fit_stats['chunks']} chunk(s), "
-                f"fit {clock.wall:.1f} s",
+                f"quality {scenario:20s} {label:15s}: image AUROC {result[label]:5.1f} (seeds: "
+                f"{', '.join(f'{a:.1f}' for a in aurocs)}), last selection {clock.wall:.1f} s",
                 flush=True,
             )
-        print(f"quality {scenario:20s} chunked - exact: {row[1] - row[0]:+.2f} points (target within 0.5)")
+        gaps.append(result["chunks of 1000"] - result["exact"])
+        print(f"quality {scenario:20s} chunked - exact: {gaps[-1]:+.2f} points")
+    print(f"quality mean over scenarios, chunked - exact: {sum(gaps) / len(gaps):+.2f} points (target within 0.5)")
+
+
+def stream_bank(feats: list[torch.Tensor], chunk: int, seed: int) -> torch.Tensor:
+    """The detector's selection (quick preset: 64 dims, no projection) over cached [B,h,w,D] feature batches."""
+    total = sum(f.shape[0] * f.shape[1] * f.shape[2] for f in feats)
+    stream = StreamingCoreset(plan_coreset(total, RATIO, chunk), feats[0].shape[-1], seed=seed)
+    for f in feats:
+        stream.add(f.flatten(0, 2))
+    return stream.finish()
+
+
+def test_auroc(det: object, test: list) -> float:
+    from miad.metrics import image_auroc
+
+    preds = list(det.predict_dataset(det.dataset(test)))
+    scores = torch.cat([p.image_score for p, _ in preds]).numpy()
+    return 100 * image_auroc(scores, torch.cat([b["label"] for _, b in preds]).numpy())
 
 
 def main() -> None:

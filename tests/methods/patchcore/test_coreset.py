@@ -85,3 +85,19 @@ def test_streaming_float16_bank_and_stream_length_checks():
     stream.add(torch.randn(50, 4))
     bank = stream.finish()
     assert bank.shape == (40, 4) and bank.dtype == torch.float16
+
+
+def test_chunked_selection_covers_nearly_as_well_as_exact_greedy():
+    """A stream whose first half is one tight blob and second half a wide spread (as an image's plain background
+    followed by its busy part): exact greedy spends most picks on the spread, and so must the chunked selection.
+    Without the per-batch shuffle the chunks' fixed quotas give a 23 % larger mean distance to the bank."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(2000, 4, generator=gen) * 0.05, torch.rand(2000, 4, generator=gen) * 4])
+
+    def mean_distance(bank: torch.Tensor) -> float:
+        return torch.cdist(x, bank).min(dim=1).values.mean().item()
+
+    exact = x[greedy_k_center(x, 400, torch.Generator().manual_seed(0))]
+    stream = StreamingCoreset(plan_coreset(4000, 0.1, 500), 4, seed=0)
+    stream.add(x)
+    assert mean_distance(stream.finish()) <= 1.12 * mean_distance(exact)
