@@ -11,8 +11,8 @@ Sections (all on CPU, WRN50 with random weights at 224 px and a 10 % coreset, as
   memory   peak RSS of a subprocess streaming 7.84 M synthetic 1536-dim vectors (one 10,000-image MIAD scenario
            at 224 px) into a float16 bank capped at 500K vectors (target <= 8 GB)
   quality  image AUROC on the built-in mini-MIAD's surface scenarios (`quick` preset at 128 px), exact greedy
-           versus forced 1,000-vector chunks at the same ratio, averaged over selection seeds (target: within
-           0.5 points; one seed moves a 50-image AUROC by about 1-2 points)
+           versus forced 1,000-vector chunks at the same ratio, averaged over selection seeds (target: at most
+           0.5 points below; one seed moves a 50-image AUROC by about 1-2 points)
 
 Wall times depend on the machine's load; each line also prints CPU seconds of this process.
 
@@ -129,7 +129,7 @@ def section_infer(args: argparse.Namespace, det: object) -> None:
 
 def section_scaling(args: argparse.Namespace) -> None:
     sizes = [25_000, 50_000, 100_000, 200_000] if args.quick else [100_000, 200_000, 400_000, 800_000]
-    exact_sizes = [6_250, 12_500, 25_000] if args.quick else [12_500, 25_000, 50_000]
+    exact_sizes = [6_250, 12_500, 25_000] if args.quick else [12_500, 25_000, 50_000, 100_000]
     chunk = PRESETS["paper"].coreset_chunk_size
     for label, chunk_of, todo in (("chunked", lambda n: chunk, sizes), ("exact greedy", lambda n: n, exact_sizes)):
         previous = None
@@ -203,7 +203,7 @@ def section_quality(args: argparse.Namespace) -> None:
             )
         gaps.append(result["chunks of 1000"] - result["exact"])
         print(f"quality {scenario:20s} chunked - exact: {gaps[-1]:+.2f} points")
-    print(f"quality mean over scenarios, chunked - exact: {sum(gaps) / len(gaps):+.2f} points (target within 0.5)")
+    print(f"quality mean over scenarios, chunked - exact: {sum(gaps) / len(gaps):+.2f} points (target: >= -0.5)")
 
 
 def stream_bank(feats: list[torch.Tensor], chunk: int, seed: int) -> torch.Tensor:
