@@ -149,7 +149,9 @@ def _map_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     mapped = {}
     for (tk, tv), (sk, sv) in zip(target.items(), state.items()):
         if tv.shape != sv.shape:
-            raise WeightsError(f"EfficientNet-Lite0 tensor {sk} has shape {tuple(sv.shape)}, expected {tuple(tv.shape)}")
+            raise WeightsError(
+                f"EfficientNet-Lite0 tensor {sk} has shape {tuple(sv.shape)}, expected {tuple(tv.shape)}"
+            )
         mapped[tk] = sv
     return mapped
 
