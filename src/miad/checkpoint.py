@@ -20,6 +20,13 @@ FORMAT = "miad-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; older files then fail with a clear message
 
 
+def make_readable(tmp: str | Path) -> None:
+    """mkstemp creates 0600 files; give the final file the permissions a plain open() would (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
     path = Path(path)
@@ -30,6 +37,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

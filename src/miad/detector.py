@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -127,13 +128,19 @@ class Detector(abc.ABC):
         return Prediction(pred.image_score.float(), pred.anomaly_map.float())
 
     def predict_dataset(
-        self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0
-    ) -> Iterator[tuple[Prediction, dict[str, torch.Tensor]]]:
-        """Yield (Prediction on CPU, batch) over a Dataset of dicts with 'image' (and 'mask', 'index')."""
+        self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0, timer: bool = False
+    ) -> Iterator[tuple[Any, ...]]:
+        """Yield (Prediction on CPU, batch) over a Dataset of dicts with 'image' (and 'mask', 'index');
+        with timer=True, (Prediction, batch, seconds of model time) with the device synchronised."""
         loader = DataLoader(dataset, batch_size=batch_size or self.config.batch_size, shuffle=False,
                             num_workers=num_workers)
         for batch in loader:
-            yield self.predict(batch["image"]).cpu(), batch
+            t0 = time.perf_counter()
+            pred = self.predict(batch["image"])
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - t0
+            yield (pred.cpu(), batch, seconds) if timer else (pred.cpu(), batch)
 
     def dataset(self, samples: Sequence[Sample]) -> Dataset:
         """The preset's Dataset (resize, normalisation, nearest-neighbour masks) over `samples`."""

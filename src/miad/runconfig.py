@@ -47,8 +47,11 @@ def split(samples: Sequence[Sample], which: str) -> list[Sample]:
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    from miad.checkpoint import make_readable
+
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    make_readable(tmp)
     os.replace(tmp, path)
 
 
