@@ -48,7 +48,7 @@ def train_detector(
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]
         raise TrainingError("no training images left after the hold-out split; add normal training images")
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + 1_000_003 * dist.rank())  # distinct training noise per torchrun rank
     params = det.trainable_parameters()
     optimizer = make_optimizer(cfg, params)
     scheduler = make_scheduler(cfg, optimizer)
