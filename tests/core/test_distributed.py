@@ -68,3 +68,31 @@ def test_global_batch_must_divide_world(monkeypatch):
         distributed.local_batch_size(32)
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     assert distributed.shard_batch(torch.arange(6)).tolist() == [2, 3]
+
+
+def _patchcore(images_per_batch: int = 4):
+    from miad.registry import create, get_method
+
+    return create("patchcore", "quick", pretrained=False, batch_size=images_per_batch, holdout_fraction=0.0,
+                  **get_method("patchcore").SMOKE)
+
+
+def _patchcore_worker(rank: int, world: int, port: int, images: torch.Tensor, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    device = distributed.init_from_env("cpu")
+    det = _patchcore().fit(images, device=device, progress=False)
+    if distributed.is_main():
+        torch.save(det.model.memory_bank.clone(), out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_patchcore_sharded_bank_equals_single_process_bank(tmp_path, tiny_images):
+    images = torch.cat([tiny_images, tiny_images.flip(-1), tiny_images.flip(-2)])[:14]  # last batch: 2 of 4
+    torch.set_num_threads(1)
+    single = _patchcore().fit(images, device="cpu", progress=False).model.memory_bank
+    out = tmp_path / "bank.pt"
+    mp.spawn(_patchcore_worker, args=(2, _free_port(), images, str(out)), nprocs=2, join=True)
+    torch.testing.assert_close(torch.load(out, weights_only=True), single)

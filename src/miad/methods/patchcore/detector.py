@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from miad import distributed as dist
 from miad.detector import Detector
 from miad.errors import ConfigError, DataError
 from miad.methods.patchcore.coreset import CoresetPlan, StreamingCoreset, plan_coreset, random_projection
@@ -42,22 +43,18 @@ class PatchCore(Detector):
         n_images = len(train)  # type: ignore[arg-type]
         if n_images == 0:
             raise DataError("no training images left after the hold-out split; add normal training images")
-        order = torch.Generator().manual_seed(self.config.seed)
-        loader = DataLoader(
-            train, batch_size=self.config.batch_size, shuffle=True, generator=order, num_workers=num_workers
-        )
         self.model.eval()
         stream: StreamingCoreset | None = None
         features_s = coreset_s = 0.0
         with torch.no_grad():
-            for batch in tqdm(loader, disable=not progress, leave=False, desc=f"{self.name} features + coreset"):
-                t0 = time.perf_counter()
-                feats = self.model.embed(batch["image"].to(self.device))  # [B,h,w,D]
+            batches = self._feature_batches(train, num_workers)
+            for feats, seconds in tqdm(batches, disable=not progress, leave=False,
+                                       desc=f"{self.name} features + coreset"):
                 t1 = time.perf_counter()
                 if stream is None:
                     stream = self._stream(n_images, feats.shape[1] * feats.shape[2], feats.shape[1:3])
                 stream.add(feats.flatten(0, 2))
-                features_s, coreset_s = features_s + t1 - t0, coreset_s + time.perf_counter() - t1
+                features_s, coreset_s = features_s + seconds, coreset_s + time.perf_counter() - t1
         assert stream is not None
         self.model.set_bank(stream.finish())
         self.fit_stats = {
@@ -68,6 +65,28 @@ class PatchCore(Detector):
             "features_seconds": features_s,
             "coreset_seconds": coreset_s,
         }
+
+    def _feature_batches(self, train: Dataset, num_workers: int):
+        """Yield (patch features [B,h,w,D] of one global batch, seconds spent embedding), in a seeded order.
+
+        Under torchrun every rank embeds only its slice of each global batch and the slices are gathered in rank
+        order, so every rank streams the same vectors as a single process would and builds the same bank.
+        """
+        n, bs = len(train), self.config.batch_size  # type: ignore[arg-type]
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))
+        shards = [dist.shard_batch(order[i : i + bs]).tolist() for i in range(0, n, bs)]
+        loader = iter(DataLoader(train, batch_sampler=[s for s in shards if s], num_workers=num_workers))
+        grid = None
+        for shard in shards:
+            t0 = time.perf_counter()
+            if shard:
+                local = self.model.embed(next(loader)["image"].to(self.device))  # [b,h,w,D]
+                grid = local.shape[1:]
+            else:  # this rank's slice of a short last batch is empty
+                grid = grid or self.model.embed(torch.zeros(1, 3, self.config.image_size, self.config.image_size,
+                                                            device=self.device)).shape[1:]
+                local = torch.zeros((0, *grid), device=self.device)
+            yield dist.all_gather_variable(local), time.perf_counter() - t0
 
     def _stream(self, n_images: int, per_image: int, grid: tuple[int, ...]) -> StreamingCoreset:
         plan = self.plan(n_images, per_image, tuple(grid))
