@@ -112,7 +112,8 @@ class PatchCoreModel(nn.Module):
         super().__init__()
         self.config = config
         self.extractor = FeatureExtractor(config.backbone, config.layers, config.weights if pretrained else "random")
-        # channels-last convolutions: same result, about a quarter faster on CPU (WRN50: 207 vs 269 ms per image)
+        # channels-last convolutions: the same arithmetic in another memory order, about a quarter less CPU time
+        # here (WRN50 at 224 px: 207 vs 269 ms per image on one core)
         self.extractor.to(memory_format=torch.channels_last)
         self.dim = config.embed_dim or sum(self.extractor.channels)
         self.register_buffer("memory_bank", torch.empty(0, self.dim, dtype=BANK_DTYPES[config.bank_dtype]))
@@ -159,7 +160,7 @@ class PatchCoreModel(nn.Module):
         flat = feats.reshape(b * h * w, d)
         sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, self.config.knn_block_elements)
         scores = sq.sqrt().view(b, h * w)  # Euclidean patch scores, as anomalib
-        image_score = self.reweighted_max(scores, index.view(b, h * w), feats.view(b, h * w, d))
+        image_score = self.reweighted_max(scores, index.view(b, h * w), flat.view(b, h * w, d))
         return image_score, self.anomaly_map(scores.view(b, h, w), images.shape[-1])
 
     def reweighted_max(self, scores: torch.Tensor, index: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
