@@ -8,9 +8,9 @@ import torch
 from miad.methods.patchcore.knn import k_nearest, nearest_neighbor
 
 
-def _data(dtype=torch.float32):
+def _data(dtype=torch.float32, n_queries=50):
     gen = torch.Generator().manual_seed(0)
-    query = torch.randn(50, 12, generator=gen)
+    query = torch.randn(n_queries, 12, generator=gen)
     bank = torch.randn(700, 12, generator=gen).to(dtype)
     return query, bank, bank.float().pow(2).sum(1)
 
@@ -35,3 +35,11 @@ def test_k_nearest_is_exact_and_sorted(block):
     assert torch.equal(got_i, want_i)
     torch.testing.assert_close(got_d.double(), want_d, rtol=1e-4, atol=1e-4)
     assert (got_d.diff(dim=1) >= 0).all()
+
+
+def test_cpu_query_blocks_match_one_block():
+    query, bank, bank_sq = _data(n_queries=2500)  # 3 query blocks of at most 1024 rows
+    want_d, want_i = (torch.cdist(query.double(), bank.double()) ** 2).min(dim=1)
+    got_d, got_i = nearest_neighbor(query, bank, bank_sq)
+    assert torch.equal(got_i, want_i)
+    torch.testing.assert_close(got_d.double(), want_d, rtol=1e-4, atol=1e-4)

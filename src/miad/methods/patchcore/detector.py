@@ -48,8 +48,9 @@ class PatchCore(Detector):
         features_s = coreset_s = 0.0
         with torch.no_grad():
             batches = self._feature_batches(train, num_workers)
-            for feats, seconds in tqdm(batches, disable=not progress, leave=False,
-                                       desc=f"{self.name} features + coreset"):
+            for feats, seconds in tqdm(
+                batches, disable=not progress, leave=False, desc=f"{self.name} features + coreset"
+            ):
                 t1 = time.perf_counter()
                 if stream is None:
                     stream = self._stream(n_images, feats.shape[1] * feats.shape[2], feats.shape[1:3])
@@ -83,8 +84,12 @@ class PatchCore(Detector):
                 local = self.model.embed(next(loader)["image"].to(self.device))  # [b,h,w,D]
                 grid = local.shape[1:]
             else:  # this rank's slice of a short last batch is empty
-                grid = grid or self.model.embed(torch.zeros(1, 3, self.config.image_size, self.config.image_size,
-                                                            device=self.device)).shape[1:]
+                grid = (
+                    grid
+                    or self.model.embed(
+                        torch.zeros(1, 3, self.config.image_size, self.config.image_size, device=self.device)
+                    ).shape[1:]
+                )
                 local = torch.zeros((0, *grid), device=self.device)
             yield dist.all_gather_variable(local), time.perf_counter() - t0
 

@@ -1,9 +1,13 @@
-"""Exact nearest-neighbour search against the memory bank, in bank chunks of bounded memory.
+"""Exact nearest-neighbour search against the memory bank, in blocks of bounded memory.
 
 Squared distances come from matrix products, ||q||^2 - 2 q.b + ||b||^2 (no torch.cdist, so the path exports to
 ONNX); ||q||^2 is added once after the minimum, since it does not change which bank row is nearest. The bank may
-be stored in float16: each chunk is widened to the query dtype before the product. The chunk loop runs over the
-bank, whose size is fixed after fitting, so tracing unrolls it into a graph valid for any batch size.
+be stored in float16: each chunk is widened to the query dtype before the product.
+
+Block sizes: on CPU, blocks of 1024 queries x 1024 bank rows keep each distance block in cache for the minimum
+that follows (2 threads here: 142 vs 99 GFLOP/s for 64 MB blocks at 1536 dims, 25 vs 13 at 64 dims). A traced
+graph (ONNX export) must serve any batch size, so there the queries stay whole and only the bank, whose size is
+fixed after fitting, is cut into chunks; GPUs take the same path with large blocks.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import torch
 
 MIN_CHUNK_ROWS = 256  # below this, matrix products get inefficient
+CPU_QUERY_ROWS = 1024  # query rows per block on CPU (eager mode)
+DEFAULT_BLOCK = {"cpu": 1024 * 1024, "traced": 1 << 24, "gpu": 1 << 26}  # distances held at once
 
 
 def chunk_rows(n_queries: int, bank_size: int, block_elements: int, at_least: int = 1) -> int:
@@ -20,9 +26,23 @@ def chunk_rows(n_queries: int, bank_size: int, block_elements: int, at_least: in
 
 
 def nearest_neighbor(
+    query: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, block_elements: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """query [M,D] float, bank [K,D], bank_sq [K] (= ||b||^2) -> (squared distance [M], bank index [M]).
+
+    block_elements: distances held at once; None picks per device (see the module docstring).
+    """
+    tracing = torch.jit.is_tracing()
+    if tracing or query.device.type != "cpu" or query.shape[0] <= CPU_QUERY_ROWS:
+        kind = "traced" if tracing else ("cpu" if query.device.type == "cpu" else "gpu")
+        return _nearest(query, bank, bank_sq, block_elements or DEFAULT_BLOCK[kind])
+    parts = [_nearest(q, bank, bank_sq, block_elements or DEFAULT_BLOCK["cpu"]) for q in query.split(CPU_QUERY_ROWS)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _nearest(
     query: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, block_elements: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """query [M,D] float, bank [K,D], bank_sq [K] (= ||b||^2) -> (squared distance [M], bank index [M])."""
     rows = chunk_rows(query.shape[0], bank.shape[0], block_elements)
     best = best_idx = None
     for start in range(0, bank.shape[0], rows):
@@ -41,10 +61,10 @@ def nearest_neighbor(
 
 
 def k_nearest(
-    query: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, k: int, block_elements: int
+    query: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, k: int, block_elements: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """query [M,D] -> (squared distances [M,k] ascending, bank indices [M,k]); requires k <= K."""
-    rows = chunk_rows(query.shape[0], bank.shape[0], block_elements, at_least=k)
+    """query [M,D] (a few rows) -> (squared distances [M,k] ascending, bank indices [M,k]); requires k <= K."""
+    rows = chunk_rows(query.shape[0], bank.shape[0], block_elements or DEFAULT_BLOCK["traced"], at_least=k)
     best = best_idx = None
     for start in range(0, bank.shape[0], rows):
         chunk = bank[start : start + rows].to(query.dtype)

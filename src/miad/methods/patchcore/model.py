@@ -48,7 +48,7 @@ class PatchCoreConfig(BaseConfig):
     bank_dtype: str = "float32"  # "float32" | "float16" (half the memory; search widens chunks to float32)
     # --- scoring
     num_neighbors: int = 9  # anomalib default: b in the paper's re-weighting; 1 = plain max patch distance
-    knn_block_elements: int = 1 << 24  # distances held at once during search (64 MB of float32)
+    knn_block_elements: int | None = None  # distances held at once in the search; None: per device (knn.py)
     map_upsample: str = "nearest"  # anomalib F.interpolate default; the official code uses "bilinear"
     blur_sigma: float = 4.0  # anomalib / official: Gaussian sigma 4 on the up-sampled map
 
@@ -72,7 +72,12 @@ class PatchCoreConfig(BaseConfig):
             f"null or an int >= num_neighbors ({self.num_neighbors})",
         )
         _check(self.bank_dtype in BANK_DTYPES, "bank_dtype", self.bank_dtype, f"one of {list(BANK_DTYPES)}")
-        _check(self.knn_block_elements >= 1, "knn_block_elements", self.knn_block_elements, "an int >= 1")
+        _check(
+            self.knn_block_elements is None or self.knn_block_elements >= 1,
+            "knn_block_elements",
+            self.knn_block_elements,
+            "null or an int >= 1",
+        )
         _check(
             self.map_upsample in ("nearest", "bilinear"), "map_upsample", self.map_upsample, "'nearest' or 'bilinear'"
         )
