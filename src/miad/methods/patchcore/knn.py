@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from miad import ops
+
 MIN_CHUNK_ROWS = 256  # below this, matrix products get inefficient
 CPU_QUERY_ROWS = 1024  # query rows per block on CPU (eager mode)
 DEFAULT_BLOCK = {"cpu": 1024 * 1024, "traced": 1 << 24, "gpu": 1 << 26}  # distances held at once
@@ -49,15 +51,71 @@ def _nearest(
         chunk = bank[start : start + rows].to(query.dtype)  # [c,D]
         partial = torch.addmm(bank_sq[start : start + rows], query, chunk.t(), alpha=-2.0)  # [M,c] = d^2 - ||q||^2
         value, index = partial.min(dim=1)
-        index = index + start
-        if best is None:
-            best, best_idx = value, index
-        else:
-            closer = value < best  # strict: ties keep the lower index, as one global min would
-            best = torch.where(closer, value, best)
-            best_idx = torch.where(closer, index, best_idx)
+        best, best_idx = _keep_closer(best, best_idx, value, index + start)
     assert best is not None and best_idx is not None, "the memory bank is empty"
     return (best + query.pow(2).sum(1)).clamp_min(0.0), best_idx
+
+
+def _keep_closer(
+    best: torch.Tensor | None, best_idx: torch.Tensor | None, value: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running minimum over bank chunks; strict '<' keeps the lower index on ties, as one global min would."""
+    if best is None or best_idx is None:
+        return value, index
+    closer = value < best
+    return torch.where(closer, value, best), torch.where(closer, index, best_idx)
+
+
+def nearest_neighbor_levels(
+    levels: list[torch.Tensor],
+    bank: torch.Tensor,
+    bank_sq: torch.Tensor,
+    query_sq: torch.Tensor,
+    block_elements: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact 1-NN for anomalib's embedding without forming its up-sampled part in the products.
+
+    The embedding concatenates levels[0] with levels[1:] bilinearly up-sampled to levels[0]'s grid. Up-sampling
+    is linear, so q.b = q0.b0 + sum_l up(f_l.b_l): each level's products are computed at its own resolution and
+    then up-sampled, which for WRN50 (layer3 at 14x14 under layer2's 28x28) halves the multiply-adds. Same
+    arithmetic up to rounding. levels [B,C_l,H_l,W_l]; bank [K, sum C_l]; query_sq [B,h*w] = ||q||^2 of the
+    embedding -> (squared distance [B*h*w], index [B*h*w]) in the embedding's (b, y, x) row order.
+    """
+    tracing, cpu = torch.jit.is_tracing(), levels[0].device.type == "cpu"
+    if tracing or not cpu:
+        kind = "traced" if tracing else "gpu"
+        best, index = _nearest_levels(levels, bank, bank_sq, block_elements or DEFAULT_BLOCK[kind])
+    else:
+        per_block = max(1, CPU_QUERY_ROWS // query_sq.shape[1])  # whole images per cache-sized block
+        parts = [
+            _nearest_levels(
+                [f[i : i + per_block] for f in levels], bank, bank_sq, block_elements or DEFAULT_BLOCK["cpu"]
+            )
+            for i in range(0, levels[0].shape[0], per_block)
+        ]
+        best, index = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return (best + query_sq).clamp_min(0.0).flatten(), index.flatten()
+
+
+def _nearest_levels(
+    levels: list[torch.Tensor], bank: torch.Tensor, bank_sq: torch.Tensor, block_elements: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (min over the bank of ||b||^2 - 2 q.b [B,h*w], its index [B,h*w])."""
+    b, grid = levels[0].shape[0], levels[0].shape[-2:]
+    flat = [f.flatten(2) for f in levels]  # [B,C_l,H_l*W_l]
+    widths = [f.shape[1] for f in levels]
+    rows = chunk_rows(b * flat[0].shape[-1], bank.shape[0], block_elements)
+    best = best_idx = None
+    for start in range(0, bank.shape[0], rows):
+        parts = bank[start : start + rows].to(flat[0].dtype).split(widths, dim=1)  # [c,C_l] each
+        partial = torch.add(bank_sq[start : start + rows].view(1, -1, 1), parts[0] @ flat[0], alpha=-2.0)
+        for part, f, level in zip(parts[1:], flat[1:], levels[1:]):
+            products = (part @ f).view(b, -1, *level.shape[-2:])  # [B,c,H_l,W_l]: one map per bank row
+            partial = torch.add(partial, ops.upsample(products, grid).flatten(2), alpha=-2.0)  # [B,c,h*w]
+        value, index = partial.min(dim=1)  # [B,h*w]
+        best, best_idx = _keep_closer(best, best_idx, value, index + start)
+    assert best is not None and best_idx is not None, "the memory bank is empty"
+    return best, best_idx
 
 
 def k_nearest(

@@ -25,7 +25,7 @@ from torch import nn
 from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
-from miad.methods.patchcore.knn import k_nearest, nearest_neighbor
+from miad.methods.patchcore.knn import k_nearest, nearest_neighbor, nearest_neighbor_levels
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -126,16 +126,13 @@ class PatchCoreModel(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] -> locally aggregated patch features [B,h,w,D] on the first level's grid (float32)."""
-        levels = [f.float().contiguous() for f in self.extractor(images.contiguous(memory_format=torch.channels_last))]
-        grid = levels[0].shape[-2:]
+        levels = self._levels(images)
         if self.config.embed_dim is None:
-            p = self.config.patch_size
-            pooled = [ops.mean_filter(f.flatten(0, 1), p).view_as(f) for f in levels]  # 3x3 average (zero pad)
-            maps = [pooled[0]] + [ops.upsample(f, grid) for f in pooled[1:]]
-            return torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # [B,h,w,sum C]
+            return self._concat(levels)
         # official code: unfold 3x3 -> adaptive pool to embed_dim per layer -> adaptive pool over the layers.
         # Pooling over channels and bilinear resizing over space are linear on separate axes, so pooling first
         # (on the coarse grid) gives the official result with 9x less up-sampling work.
+        grid = levels[0].shape[-2:]
         per_layer = [
             ops.upsample(self._pool_channels(ops.unfold_patches(f, self.config.patch_size)), grid) for f in levels
         ]  # each [B,E,h,w]
@@ -143,6 +140,21 @@ class PatchCoreModel(nn.Module):
         b, h, w, n_layers, e = stacked.shape
         merged = F.adaptive_avg_pool1d(stacked.reshape(-1, 1, n_layers * e), self.config.embed_dim)
         return merged.view(b, h, w, -1)
+
+    def _levels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone levels [B,C_l,H_l,W_l]; anomalib mode: each p x p average-pooled (zero padding, stride 1)."""
+        levels = [f.float().contiguous() for f in self.extractor(images.contiguous(memory_format=torch.channels_last))]
+        if self.config.embed_dim is not None:
+            return levels
+        p = self.config.patch_size
+        return [ops.mean_filter(f.flatten(0, 1), p).view_as(f) for f in levels]
+
+    @staticmethod
+    def _concat(levels: list[torch.Tensor]) -> torch.Tensor:
+        """anomalib's embedding: levels[1:] bilinearly up-sampled to levels[0]'s grid, channels concatenated."""
+        grid = levels[0].shape[-2:]
+        maps = [levels[0]] + [ops.upsample(f, grid) for f in levels[1:]]
+        return torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # [B,h,w,sum C]
 
     def _pool_channels(self, x: torch.Tensor) -> torch.Tensor:
         """[B,C',H,W] -> [B,E,H,W]: 1-D adaptive average pooling of each location's vector (official code)."""
@@ -160,10 +172,21 @@ class PatchCoreModel(nn.Module):
         self.bank_sq_norm = self.bank_sq_norm.new_empty(rows)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.embed(images)  # [B,h,w,D]
-        b, h, w, d = feats.shape
-        flat = feats.reshape(b * h * w, d)
-        sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, self.config.knn_block_elements)
+        cfg = self.config
+        if cfg.embed_dim is None:  # level-wise exact search: half the multiply-adds for WRN50 (knn.py)
+            levels = self._levels(images)
+            feats = self._concat(levels)  # [B,h,w,D]
+            b, h, w, d = feats.shape
+            flat = feats.reshape(b * h * w, d)
+            query_sq = flat.pow(2).sum(1).view(b, h * w)
+            sq, index = nearest_neighbor_levels(
+                levels, self.memory_bank, self.bank_sq_norm, query_sq, cfg.knn_block_elements
+            )
+        else:
+            feats = self.embed(images)
+            b, h, w, d = feats.shape
+            flat = feats.reshape(b * h * w, d)
+            sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, cfg.knn_block_elements)
         scores = sq.sqrt().view(b, h * w)  # Euclidean patch scores, as anomalib
         image_score = self.reweighted_max(scores, index.view(b, h * w), flat.view(b, h * w, d))
         return image_score, self.anomaly_map(scores.view(b, h, w), images.shape[-1])
