@@ -86,9 +86,12 @@ def anomalib_score(feats: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[tor
     return (1 - torch.softmax(d_sup, 1)[:, 0]) * s_star, patch
 
 
-def test_reweighted_image_score_and_map_match_anomalib():
-    model = PatchCoreModel(replace(TINY, num_neighbors=9, knn_block_elements=1), pretrained=False).eval()
-    images = _images(3, seed=1)
+# Lite0 levels (1,2) take the plain search; (3,4) have 320 up-sampled channels and take the level-wise search.
+@pytest.mark.parametrize("layers,size", [((1, 2), 32), ((3, 4), 64)])
+def test_reweighted_image_score_and_map_match_anomalib(layers, size):
+    cfg = replace(TINY, layers=layers, image_size=size, num_neighbors=9, knn_block_elements=1)
+    model = PatchCoreModel(cfg, pretrained=False).eval()
+    images = _images(3, seed=1, size=size)
     feats = model.embed(images)  # [3,h,w,D]
     bank = torch.randn(400, model.dim, generator=torch.Generator().manual_seed(2)) * feats.std() + feats.mean()
     model.set_bank(bank)
@@ -96,7 +99,7 @@ def test_reweighted_image_score_and_map_match_anomalib():
     want_score, want_patch = anomalib_score(feats.flatten(1, 2), bank, 9)
     torch.testing.assert_close(score.double(), want_score, rtol=1e-4, atol=1e-4)
     h = feats.shape[1]
-    up = want_patch.view(3, 1, h, h).float().repeat_interleave(32 // h, 2).repeat_interleave(32 // h, 3)
+    up = want_patch.view(3, 1, h, h).float().repeat_interleave(size // h, 2).repeat_interleave(size // h, 3)
     from scipy.ndimage import gaussian_filter
 
     blurred = torch.from_numpy(gaussian_filter(up.squeeze(1).numpy(), sigma=(0, 4, 4)))
@@ -143,22 +146,24 @@ def test_bad_training_sets_raise_clear_errors():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter is the fast one
-def test_scoring_exports_to_onnx_and_matches_torch(tmp_path):
+@pytest.mark.parametrize("layers,size", [((1, 2), 32), ((3, 4), 64)])  # plain and level-wise search
+def test_scoring_exports_to_onnx_and_matches_torch(tmp_path, layers, size):
     ort = pytest.importorskip("onnxruntime")
-    det = PatchCore(replace(TINY, holdout_fraction=0.0, coreset_ratio=1.0, knn_block_elements=1), pretrained=False)
-    det.fit(_images(6), device="cpu", progress=False)
+    cfg = replace(TINY, layers=layers, image_size=size, holdout_fraction=0.0, coreset_ratio=1.0, knn_block_elements=1)
+    det = PatchCore(cfg, pretrained=False)
+    det.fit(_images(6 if size == 32 else 80, size=size), device="cpu", progress=False)
     assert det.model.memory_bank.shape[0] > 256  # several bank chunks in the graph
     path = tmp_path / "patchcore.onnx"
     torch.onnx.export(
         det.model.eval(),
-        (_images(2),),
+        (_images(2, size=size),),
         str(path),
         input_names=["images"],
         output_names=["score", "map"],
         dynamic_axes={"images": {0: "batch"}},
         dynamo=False,
     )
-    batch = _images(3, seed=9)
+    batch = _images(3, seed=9, size=size)
     score, maps = ort.InferenceSession(str(path)).run(None, {"images": batch.numpy()})
     want = det.predict(batch)
     torch.testing.assert_close(torch.from_numpy(score), want.image_score, rtol=1e-4, atol=1e-4)

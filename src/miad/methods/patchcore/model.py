@@ -25,7 +25,7 @@ from torch import nn
 from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
-from miad.methods.patchcore.knn import k_nearest, nearest_neighbor, nearest_neighbor_levels
+from miad.methods.patchcore.knn import k_nearest, levelwise_pays, nearest_neighbor, nearest_neighbor_levels
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -127,11 +127,14 @@ class PatchCoreModel(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] -> locally aggregated patch features [B,h,w,D] on the first level's grid (float32)."""
         levels = self._levels(images)
-        if self.config.embed_dim is None:
-            return self._concat(levels)
-        # official code: unfold 3x3 -> adaptive pool to embed_dim per layer -> adaptive pool over the layers.
-        # Pooling over channels and bilinear resizing over space are linear on separate axes, so pooling first
-        # (on the coarse grid) gives the official result with 9x less up-sampling work.
+        return self._concat(levels) if self.config.embed_dim is None else self._official_embed(levels)
+
+    def _official_embed(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Official code: unfold 3x3 -> adaptive pool to embed_dim per layer -> adaptive pool over the layers.
+
+        Pooling over channels and bilinear resizing over space are linear on separate axes, so pooling first (on
+        the coarse grid) gives the official result with 9x less up-sampling work.
+        """
         grid = levels[0].shape[-2:]
         per_layer = [
             ops.upsample(self._pool_channels(ops.unfold_patches(f, self.config.patch_size)), grid) for f in levels
@@ -173,19 +176,16 @@ class PatchCoreModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        if cfg.embed_dim is None:  # level-wise exact search: half the multiply-adds for WRN50 (knn.py)
-            levels = self._levels(images)
-            feats = self._concat(levels)  # [B,h,w,D]
-            b, h, w, d = feats.shape
-            flat = feats.reshape(b * h * w, d)
+        levels = self._levels(images)
+        feats = self._concat(levels) if cfg.embed_dim is None else self._official_embed(levels)  # [B,h,w,D]
+        b, h, w, d = feats.shape
+        flat = feats.reshape(b * h * w, d)
+        if cfg.embed_dim is None and levelwise_pays(levels):  # same search, fewer multiply-adds (knn.py)
             query_sq = flat.pow(2).sum(1).view(b, h * w)
             sq, index = nearest_neighbor_levels(
                 levels, self.memory_bank, self.bank_sq_norm, query_sq, cfg.knn_block_elements
             )
         else:
-            feats = self.embed(images)
-            b, h, w, d = feats.shape
-            flat = feats.reshape(b * h * w, d)
             sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, cfg.knn_block_elements)
         scores = sq.sqrt().view(b, h * w)  # Euclidean patch scores, as anomalib
         image_score = self.reweighted_max(scores, index.view(b, h * w), flat.view(b, h * w, d))
