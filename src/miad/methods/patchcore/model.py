@@ -11,7 +11,8 @@ Deviations, all for scale: coreset selection runs on a random 128-dim projection
 anomalib uses a sparse random projection) in chunks of `coreset_chunk_size` patch vectors (exact greedy for
 smaller sets; see coreset.py); `max_bank_size` caps the bank; `bank_dtype` may halve its memory.
 `embed_dim` set to an integer switches to the official code's aggregation (each 3x3 patch vector adaptively
-average-pooled to `embed_dim` per layer, then over the stacked layers).
+average-pooled to `embed_dim` per layer, then over the stacked layers). The search is exact (knn.py). The blur
+pads as scipy's 'reflect' (miad.ops); anomalib's pads as torch's 'reflect', so maps differ near the borders only.
 """
 
 from __future__ import annotations
