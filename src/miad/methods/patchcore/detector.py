@@ -1,8 +1,8 @@
 """PatchCore detector: streams training features into a bounded coreset, then scores by nearest bank vector.
 
 Fitting never holds all patch features: each batch's vectors go straight into `StreamingCoreset`, which keeps one
-chunk of float32 vectors plus the pre-allocated bank. Images are visited in a seeded random order, so that chunks
-mix images (and categories, in unified training).
+chunk of float32 vectors plus the pre-allocated bank. Images are visited in a seeded random order and the stream
+shuffles each batch's vectors, so that chunks mix images, positions (and categories, in unified training).
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class PatchCore(Detector):
         features_s = coreset_s = 0.0
         with torch.no_grad():
             batches = self._feature_batches(train, num_workers)
-            for feats, seconds in tqdm(
-                batches, disable=not progress, leave=False, desc=f"{self.name} features + coreset"
-            ):
+            n_batches = -(-n_images // self.config.batch_size)
+            bar = tqdm(batches, total=n_batches, disable=not progress, leave=False, desc=f"{self.name} fit")
+            for feats, seconds in bar:
                 t1 = time.perf_counter()
                 if stream is None:
                     stream = self._stream(n_images, feats.shape[1] * feats.shape[2], feats.shape[1:3])
