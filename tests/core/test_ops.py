@@ -40,3 +40,22 @@ def test_ssim_map_identity_and_range():
     torch.testing.assert_close(ops.ssim_map(x, x), torch.ones(2, 24, 24))
     s = ops.ssim_map(x, torch.rand(2, 3, 24, 24))
     assert s.shape == (2, 24, 24) and s.mean() < 0.5 and (s <= 1).all()
+
+
+def _ssim_2d_window(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Reference: the 11 x 11 Gaussian window as one 2-D kernel with zero padding (pytorch-ssim's form)."""
+    g = torch.exp(-0.5 * ((torch.arange(11, dtype=x.dtype) - 5) / 1.5) ** 2)
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :]).expand(x.shape[1], 1, 11, 11)
+    blur = lambda t: torch.nn.functional.conv2d(t, k, padding=5, groups=x.shape[1])  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean(1)
+
+
+def test_ssim_map_equals_per_moment_reference():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 30, 17, generator=gen, dtype=torch.float64), torch.rand(2, 3, 30, 17, generator=gen,
+                                                                                   dtype=torch.float64)
+    torch.testing.assert_close(ops.ssim_map(x, y), _ssim_2d_window(x, y), rtol=1e-10, atol=1e-10)

@@ -3,7 +3,7 @@
 Idea: an auto-encoder trained on normal images only reconstructs normal appearance; the per-pixel
 reconstruction error marks anomalies. A plain U-Net with skips at every level can copy its input through the
 full-resolution skips and learns the identity, which detects nothing. Our modification: skip connections only
-from levels of stride >= `min_skip_stride` (16 by default: a 256-px image gives 16x16 and 8x8 skip maps, too
+from levels of stride >= `min_skip_stride` (16 by default: a 256-px image gives one 16x16 skip map, too
 coarse to carry a defect's pixels), each skip squeezed by a 1x1 convolution to `skip_channels` and dropped out
 with `skip_dropout` during training, and a narrow bottleneck (`latent_channels` at stride 32). Fine detail must
 therefore be rebuilt from what was learnt on normal images. Tested: a pasted unseen defect is not reproduced.
@@ -11,6 +11,8 @@ therefore be rebuilt from what was learnt on normal images. Tested: a pasted uns
 Deviations: the MVTec AD paper's SSIM-AE is a plain conv stack at 128 px; the MIAD appendix replaces it with a
 modified U-Net and fixes only input size, normalisation, epochs, batch, Adam lr and weight decay. The map is
 smoothed with a Gaussian (sigma `map_sigma`, as RD and PatchCore) and the image score is its maximum.
+The map is the per-pixel L2 error by default (`loss="l2"`, trained with MSE) or 1 - SSIM (`loss="ssim"`, trained
+with the SSIM loss, the MVTec AD SSIM-AE variant); the `quick` preset uses SSIM (see its comment for why).
 """
 
 from __future__ import annotations
@@ -59,10 +61,15 @@ class UNetAEConfig(BaseConfig):
 PRESETS = {
     # A.2.5: 256 x 256, mean/std 0.5, no other augmentation, 100 epochs, batch 16, Adam lr 1e-4, weight decay 5e-4.
     "paper": UNetAEConfig(),
-    # CPU-sized (trained from scratch, no pretrained backbone exists for it): 64 px, narrow, 20 epochs; depth 4
-    # keeps the one stride-16 skip (4 x 4) and a 4 x 4 bottleneck; the error map is smoothed less at 64 px.
-    "quick": UNetAEConfig(image_size=64, base_width=8, depth=4, latent_channels=16, skip_channels=8,
-                          epochs=20, batch_size=16, lr=2e-3, weight_decay=0.0, map_sigma=1.0),
+    # CPU-sized (trained from scratch, no pretrained backbone exists for it). 64 px with the paper geometry scaled
+    # down: depth 3 gives the same 8 x 8 bottleneck and a 16 x 16 skip map (stride 4 here, 16 at 256 px). The
+    # SSIM loss and map (the MVTec AD SSIM-AE variant) replace L2: an L2 auto-encoder this small and short reproduces
+    # colour but not structure, so its error peaks on every rust or cell edge of a normal image (built-in data,
+    # seed 0, image AUROC L2 -> SSIM: metal_welding 44.8 -> 73.9, photovoltaic 63.7 -> 91.5). 40 epochs at
+    # batch 8 (~480 steps) and the decoded images cached across epochs fit in ~25 s per scenario on 2 cores.
+    "quick": UNetAEConfig(image_size=64, base_width=8, depth=3, latent_channels=32, min_skip_stride=4,
+                          skip_channels=8, loss="ssim", map_sigma=2.0, epochs=40, batch_size=8, lr=2e-3,
+                          weight_decay=0.0, cache_features=True),
 }
 
 
