@@ -6,9 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-# OpenMP threads that spin while waiting burn the other core on a loaded 2-core machine (measured: a DRAEM fit
-# took 17x longer); passive waiting costs nothing measurable here. Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The CLI's OpenMP wait policy (passive on a busy machine, brief spinning on an idle one); before torch loads.
+from miad.cli import _openmp_wait_policy  # noqa: E402  (imports no torch)
+
+_openmp_wait_policy()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -26,7 +26,7 @@ def test_pasted_unseen_defect_is_not_reproduced(loss):
     """The quick preset's geometry (64 px, 16 x 16 skip map, 8 x 8 bottleneck), trained briefly on normals."""
     gen = torch.Generator().manual_seed(0)
     train = _normals(16, 64, gen)
-    det = create("unet_ae", "quick", loss=loss, base_width=4, epochs=12, batch_size=8, lr=5e-3,
+    det = create("unet_ae", "quick", loss=loss, base_width=4, epochs=20, batch_size=8, lr=5e-3,
                  holdout_fraction=0.0)
     assert det.model.skip_levels == [2]  # stride 4 at 64 px: one skip map of 16 x 16, like stride 16 at 256 px
     det.fit(train, device="cpu", progress=False)
@@ -38,7 +38,7 @@ def test_pasted_unseen_defect_is_not_reproduced(loss):
     outside = torch.cat([err[:, :16].flatten(), err[:, 44:].flatten()]).mean()
     # An identity model gives ~0 everywhere. 1 - SSIM saturates near 1 (it measures lost structure, not its
     # amount), so its contrast against the briefly trained normals' ~0.3 is smaller than L2's.
-    assert inside > {"l2": 5, "ssim": 2.5}[loss] * outside
+    assert inside > {"l2": 4, "ssim": 2}[loss] * outside  # measured 7.4-10.8 (l2), 3.2-4.1 (ssim) over seeds, threads
     assert err[:, 20:36, 20:36].mean((1, 2)).min() > torch.quantile(err[:, 44:].flatten(), 0.95)
 
 
