@@ -75,3 +75,25 @@ def test_cache_defaults_to_the_home_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert builtin.cache_dir() == tmp_path / ".cache" / "miad"
     assert os.fspath(builtin.cache_dir()).startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize("stamp", ["0123456789abcdef\n", None])  # another renderer's copy; one from before stamps
+def test_a_copy_made_by_another_renderer_is_regenerated(cache, stamp):
+    root = builtin.builtin_root()
+    assert (root / builtin.FINGERPRINT).read_text().strip() == builtin.generator_fingerprint()
+    if stamp is None:
+        (root / builtin.FINGERPRINT).unlink()
+    else:
+        (root / builtin.FINGERPRINT).write_text(stamp)
+    (root / "stale.txt").write_text("old")
+    assert builtin.builtin_root() == root
+    assert not (root / "stale.txt").exists()
+    assert (root / builtin.FINGERPRINT).read_text().strip() == builtin.generator_fingerprint()
+    assert sorted(p.name for p in cache.iterdir()) == [root.name]
+
+
+def test_fingerprint_covers_the_spec(monkeypatch):
+    default = builtin.generator_fingerprint()
+    assert len(default) == 16 and default == builtin.generator_fingerprint()
+    monkeypatch.setattr(builtin, "BUILTIN_SPEC", TINY_SPEC)
+    assert builtin.generator_fingerprint() != default

@@ -1,18 +1,23 @@
 """`--data builtin`: the default mini-MIAD, generated once into a cache folder and reused.
 
-The cache is `$MIAD_CACHE` if set, else `~/.cache/miad`; the tree lives in `builtin-v<SYNTH_VERSION>` so a
-change of the renderer (which bumps the version) never serves a stale copy. Concurrent first uses are safe:
+The cache is `$MIAD_CACHE` if set, else `~/.cache/miad`; the tree lives in `builtin-v<SYNTH_VERSION>` and holds
+`.generator`, a fingerprint of the renderer's source: a copy made by another version of the renderer is
+regenerated even when nobody bumped SYNTH_VERSION (which happened once: a stale cache shifted demo numbers by up
+to 20 points without any warning). Concurrent first uses are safe:
 each process generates into its own hidden folder and renames it into place; a process that loses the race
 discards its copy and uses the winner's (both are byte-identical anyway).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 from types import MappingProxyType
 
+import miad.data.defects
+import miad.data.synth
 from miad.data.synth import MANIFEST, SYNTH_VERSION
 from miad.data.synth.writer import build_tree, hidden_sibling
 
@@ -29,19 +34,40 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "miad"
 
 
+FINGERPRINT = ".generator"  # hidden: data indexing skips it
+
+
+def generator_fingerprint() -> str:
+    """SHA-256 (16 hex) of the renderer's source files and the built-in spec: what decides the bytes."""
+    package = Path(miad.data.synth.__file__).parent
+    files = sorted(package.rglob("*.py")) + [Path(miad.data.defects.__file__)]
+    digest = hashlib.sha256(repr(sorted(BUILTIN_SPEC.items())).encode())
+    for path in files:
+        digest.update(path.relative_to(package.parent).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _is_current(root: Path) -> bool:
+    stamp = root / FINGERPRINT
+    return (root / MANIFEST).is_file() and stamp.is_file() and stamp.read_text().strip() == generator_fingerprint()
+
+
 def builtin_root(refresh: bool = False) -> Path:
     """The folder of the built-in mini-MIAD, generating it on first use (about half a minute on two cores).
 
     refresh: generate it again even if a cached copy exists (the old copy is replaced once the new one is done).
     """
     final = cache_dir() / f"builtin-v{SYNTH_VERSION}"
-    if (final / MANIFEST).is_file() and not refresh:
+    if _is_current(final) and not refresh:
         return final
+    stale = (final / MANIFEST).is_file()  # made by another version of the renderer: replace it
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_sibling(final, "partial")
     try:
         build_tree(tmp, **BUILTIN_SPEC)
-        _install(tmp, final, replace=refresh)
+        (tmp / FINGERPRINT).write_text(generator_fingerprint() + "\n")
+        _install(tmp, final, replace=refresh or stale)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already unless another process won the race
     return final

@@ -24,7 +24,8 @@ import numpy as np
 from miad.data.defects import MIAD_DEFECTS
 from miad.errors import ConfigError
 
-# Bump when the rendering changes, so that cached built-in data sets are regenerated.
+# Bump when the rendering changes: it names the cache folder (builtin-v<N>). A cached copy is regenerated anyway
+# when the renderer's source changes (fingerprint in miad.data.builtin), so a forgotten bump serves no stale data.
 SYNTH_VERSION = 1
 
 FACTORS: tuple[str, ...] = ("viewpoint", "background", "surface")
