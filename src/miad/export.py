@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,12 @@ def export_onnx(det: Any, path: str | Path, batch: int = 2) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # Expected: the traced Python branches depend only on the image size and the model (fixed in the graph),
+            # never on the batch, which stays dynamic (parity is tested at another batch size). The deprecation notice
+            # of the TorchScript exporter (dynamo=False) is for miad's maintainers, not for users.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 _Graph(det).eval(), (example,), tmp, dynamo=False, opset_version=OPSET, input_names=["images"],
                 output_names=["image_score", "anomaly_map"],
