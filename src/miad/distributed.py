@@ -62,10 +62,9 @@ def local_batch_size(global_batch: int) -> int:
 
 
 def shard_batch(global_idx: torch.Tensor) -> torch.Tensor:
-    """This rank's contiguous slice of one global batch of indices."""
-    n, r = world_size(), rank()
-    per = -(-len(global_idx) // n)
-    return global_idx[r * per : (r + 1) * per]
+    """This rank's contiguous slice of one global batch of indices; slice sizes differ by at most one, so every
+    rank gets a sample whenever the batch has at least one per rank."""
+    return torch.tensor_split(global_idx, world_size())[rank()]
 
 
 class LossModule(nn.Module):

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from miad import distributed as dist
-from miad.errors import MiadError
+from miad.errors import ConfigError, MiadError
 
 STATE_FILE = "train_state.pt"
 
@@ -128,16 +128,19 @@ class _Batches:
 
     def __init__(self, det, dataset: Dataset, cfg, num_workers: int, shuffle: bool, shard: bool = True) -> None:
         self.det, self.dataset, self.cfg, self.shuffle, self.shard = det, dataset, cfg, shuffle, shard
+        self.n = len(dataset)  # type: ignore[arg-type]
         if shard:
             dist.local_batch_size(cfg.batch_size)  # fails early when the global batch does not divide
+            if self.n < dist.world_size():
+                raise ConfigError(f"{self.n} training images cannot feed {dist.world_size()} processes (each needs "
+                                  "one per step): use fewer processes or more images")
         self.num_workers = num_workers
-        self.n = len(dataset)  # type: ignore[arg-type]
         self.cache: Any = None
         if cfg.cache_features:
             self.cache = self._encode_all()
 
-    def __len__(self) -> int:
-        return -(-self.n // self.cfg.batch_size)
+    def __len__(self) -> int:  # batches per epoch
+        return len(self._global_batches(0))
 
     def _order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
@@ -148,7 +151,13 @@ class _Batches:
     def _global_batches(self, epoch: int) -> list[torch.Tensor]:
         order, bs = self._order(epoch), self.cfg.batch_size
         batches = [order[i : i + bs] for i in range(0, self.n, bs)]
-        return [dist.shard_batch(b) for b in batches] if self.shard else batches
+        if not self.shard:
+            return batches
+        # Training drops a short last batch: one sample breaks BatchNorm, and under DDP a rank without a sample
+        # would skip a step that the others wait for. Shuffling hands the dropped samples to other batches.
+        if len(batches) > 1 and len(batches[-1]) < max(2, dist.world_size()):
+            batches = batches[:-1]
+        return [dist.shard_batch(b) for b in batches]
 
     def epoch(self, epoch: int):
         batches = [b for b in self._global_batches(epoch) if len(b)]

@@ -96,3 +96,14 @@ def test_patchcore_sharded_bank_equals_single_process_bank(tmp_path, tiny_images
     out = tmp_path / "bank.pt"
     mp.spawn(_patchcore_worker, args=(2, _free_port(), images, str(out)), nprocs=2, join=True)
     torch.testing.assert_close(torch.load(out, weights_only=True), single)
+
+
+@pytest.mark.parametrize(("n", "world", "sizes"), [(7, 3, [3, 2, 2]), (2, 3, [1, 1, 0]), (8, 2, [4, 4])])
+def test_shard_batch_is_balanced_and_contiguous(monkeypatch, n, world, sizes):
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    shards = []
+    for r in range(world):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        shards.append(distributed.shard_batch(torch.arange(n)))
+    assert [len(s) for s in shards] == sizes
+    assert torch.cat(shards).tolist() == list(range(n))  # rank order gives back the global batch

@@ -76,3 +76,33 @@ def test_max_train_images_and_tiny_sets(tiny_images):
     assert len(train_idx) == 2 and len(hold_idx) == 1
     one = create("ref_ae", "quick", epochs=1).fit(tiny_images[:1], device="cpu", progress=False)
     assert one.holdout is None and one.threshold is None
+
+
+def _batch_sizes(n: int, batch_size: int, shard: bool = True) -> list[int]:
+    from miad.data.dataset import TensorImageDataset
+    from miad.train import _Batches
+
+    det = create("ref_ae", "quick", batch_size=batch_size)
+    batches = _Batches(det, TensorImageDataset(torch.zeros(n, 3, 8, 8)), det.config, 0, shuffle=True, shard=shard)
+    sizes = [size for _, size in batches.epoch(0)]
+    assert len(sizes) == len(batches)
+    return sizes
+
+
+def test_training_drops_a_last_batch_of_one_but_never_the_only_batch():
+    assert _batch_sizes(9, 4) == [4, 4]  # one sample would break BatchNorm; shuffling reuses it next epoch
+    assert _batch_sizes(10, 4) == [4, 4, 2]
+    assert _batch_sizes(1, 4) == [1]
+    assert _batch_sizes(9, 4, shard=False) == [4, 4, 1]  # validation keeps every image
+
+
+def test_under_ddp_every_rank_gets_a_sample_in_every_step(monkeypatch):
+    from miad import distributed
+    from miad.errors import ConfigError
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    monkeypatch.setattr(distributed, "rank", lambda: 3)
+    assert _batch_sizes(19, 8) == [2, 2]  # the last global batch of 3 would leave rank 3 without a sample
+    assert _batch_sizes(21, 8) == [2, 2, 1]  # 5 = 2 + 1 + 1 + 1: every rank steps
+    with pytest.raises(ConfigError, match="3 training images cannot feed 4 processes"):
+        _batch_sizes(3, 8)
