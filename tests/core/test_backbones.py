@@ -53,3 +53,15 @@ def test_explicit_weights_file_round_trip(tmp_path):
     again = FeatureExtractor("efficientnet_lite0", (1, 2), str(path))
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(again(x)[1], fx(x)[1])
+
+
+def test_channels_last_features_equal_the_plain_layout():
+    fe = FeatureExtractor("efficientnet_lite0", (1, 2, 3), "random")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    feats = fe(x)
+    fe.body.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        plain = fe.body(x)
+    for got, want in zip(feats, plain, strict=True):
+        assert got.is_contiguous()  # downstream code may .view() them
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
