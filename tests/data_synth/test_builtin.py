@@ -32,8 +32,9 @@ def test_builtin_spec_is_the_documented_default():
         builtin.BUILTIN_SPEC["size"] = 64  # read-only: copy it to make a smaller set
 
 
-def test_first_use_generates_into_the_versioned_cache_then_reuses_it(cache, monkeypatch):
+def test_first_use_generates_into_the_versioned_cache_then_reuses_it(cache, monkeypatch, capsys):
     root = builtin.builtin_root()
+    assert "generating the built-in mini-MIAD" in capsys.readouterr().err  # the user knows why they wait
     assert root == cache / f"builtin-v{SYNTH_VERSION}"
     assert (root / "manifest.csv").is_file() and (root / "wind_turbine" / "train" / "good" / "001.png").is_file()
     assert sorted(p.name for p in cache.iterdir()) == [root.name]  # no temporary folder left

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from types import MappingProxyType
 
@@ -62,6 +63,9 @@ def builtin_root(refresh: bool = False) -> Path:
     if _is_current(final) and not refresh:
         return final
     stale = (final / MANIFEST).is_file()  # made by another version of the renderer: replace it
+    why = "on request" if refresh else "the renderer changed" if stale else "first use"
+    print(f"generating the built-in mini-MIAD into {final} ({why}; about half a minute on two cores)",
+          file=sys.stderr, flush=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_sibling(final, "partial")
     try:
