@@ -160,7 +160,7 @@ class _Batches:
         return [dist.shard_batch(b) for b in batches]
 
     def epoch(self, epoch: int):
-        batches = [b for b in self._global_batches(epoch) if len(b)]
+        batches = self._global_batches(epoch)  # never empty: see _global_batches
         if self.cache is not None:
             for idx in batches:
                 yield _map(self.cache, lambda t, idx=idx: t[idx].to(self.det.device)), len(idx)
