@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from miad.atomic import publish, temp_beside
 from miad.types import Sample
 
 SCORE_FIELDS = ("index", "image", "category", "defect_type", "label", "score", "decision")
@@ -39,9 +38,7 @@ class MapWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        self.tmp = temp_beside(path)
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
 
     def add(self, index: int, amap: torch.Tensor) -> None:
@@ -50,15 +47,12 @@ class MapWriter:
         self.zip.writestr(f"{index:06d}.npy", buf.getvalue())
 
     def close(self) -> None:
-        from miad.checkpoint import make_readable
-
         self.zip.close()
-        make_readable(self.tmp)
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         self.zip.close()
-        Path(self.tmp).unlink(missing_ok=True)
+        self.tmp.unlink(missing_ok=True)
 
 
 def decision_threshold(det: Any, category: str, override: float | None = None) -> float | None:

@@ -9,8 +9,6 @@ every method's graph; the file is written to a temp path and renamed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from miad.atomic import atomic_path
 from miad.errors import MiadError, NotFittedError
 
 OPSET = 17
@@ -58,15 +57,12 @@ def export_onnx(det: Any, path: str | Path, batch: int = 2) -> Path:
     if not det.fitted:
         raise NotFittedError(f"{det.name} is not fitted: train it (miad train) before exporting")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     det.to("cpu")
     det.model.eval()
     size = det.config.image_size
     example = torch.zeros(batch, 3, size, size)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             # Expected: the traced Python branches depend only on the image size and the model (fixed in the graph),
             # never on the batch, which stays dynamic (parity is tested at another batch size). The deprecation notice
             # of the TorchScript exporter (dynamo=False) is for miad's maintainers, not for users.
@@ -77,13 +73,11 @@ def export_onnx(det: Any, path: str | Path, batch: int = 2) -> Path:
                 output_names=["image_score", "anomaly_map"],
                 dynamic_axes={"images": {0: "batch"}, "image_score": {0: "batch"}, "anomaly_map": {0: "batch"}},
             )
-        proto = onnx.load(tmp)
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "miad", json.dumps(metadata(det))
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
+            proto = onnx.load(tmp)
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = "miad", json.dumps(metadata(det))
+            onnx.save(proto, tmp)
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, MiadError):
             raise
         raise MiadError(f"ONNX export of {det.name} failed: {type(exc).__name__}: {str(exc)[:300]}") from exc

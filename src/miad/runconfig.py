@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from miad.atomic import atomic_path
 from miad.config import apply_overrides, load_config_file, parse_set_values
 from miad.errors import DataError
 from miad.types import Sample
@@ -45,14 +44,8 @@ def split(samples: Sequence[Sample], which: str) -> list[Sample]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    from miad.checkpoint import make_readable
-
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    make_readable(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -3,7 +3,6 @@ its mask outlined, each labelled, so a person can judge the renderings at a glan
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from miad.atomic import atomic_path
 from miad.data.defects import MIAD_DEFECTS
 from miad.errors import DataError
 
@@ -40,10 +40,8 @@ def write_sheet(
             x, y = GAP + c * cell_w, GAP + r * cell_h
             draw.text((x + 2, y + 3), label, fill=(235, 235, 235), font=font)
             sheet.paste(Image.fromarray(image), (x, y + LABEL_HEIGHT))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sheet.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
     return path
 
 
