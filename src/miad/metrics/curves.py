@@ -79,8 +79,8 @@ def rank_stats(
         b, e = pool.below_equal(u)
         below += b
         equal += e
-    floor = max((getattr(p, "floor", -np.inf) for p in pools), default=-np.inf)
-    n_below = sum(getattr(p, "n_below_floor", 0) for p in pools)
+    floor = max((p.floor for p in pools), default=-np.inf)
+    n_below = sum(p.n_below_floor for p in pools)
     return RankStats(u, counts, weights, below, equal, sum(p.size for p in pools), n_regions, floor, n_below)
 
 

@@ -40,6 +40,9 @@ THREADS = max(1, min(2, os.cpu_count() or 1))  # 2 workers: ~1.7x on two idle co
 class SortedPool:
     """Negatives kept fully sorted: the simple exact version (small inputs, test reference)."""
 
+    floor = -np.inf  # every negative is ranked exactly (a bucket pool may rank only those above a floor)
+    n_below_floor = 0
+
     def __init__(self, negatives: np.ndarray) -> None:
         self.sorted = np.sort(negatives)
         self.size = int(self.sorted.size)
