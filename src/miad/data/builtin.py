@@ -49,29 +49,25 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _is_current(root: Path) -> bool:
-    stamp = root / FINGERPRINT
-    return (root / MANIFEST).is_file() and stamp.is_file() and stamp.read_text().strip() == generator_fingerprint()
-
-
 def builtin_root(refresh: bool = False) -> Path:
     """The folder of the built-in mini-MIAD, generating it on first use (about half a minute on two cores).
 
     refresh: generate it again even if a cached copy exists (the old copy is replaced once the new one is done).
     """
-    final = cache_dir() / f"builtin-v{SYNTH_VERSION}"
-    if _is_current(final) and not refresh:
+    final, fingerprint = cache_dir() / f"builtin-v{SYNTH_VERSION}", generator_fingerprint()
+    stamp = final / FINGERPRINT
+    complete = (final / MANIFEST).is_file()  # a finished copy: current, or made by another renderer (replaced)
+    if complete and not refresh and stamp.is_file() and stamp.read_text().strip() == fingerprint:
         return final
-    stale = (final / MANIFEST).is_file()  # made by another version of the renderer: replace it
-    why = "on request" if refresh else "the renderer changed" if stale else "first use"
+    why = "on request" if refresh else "the renderer changed" if complete else "first use"
     print(f"generating the built-in mini-MIAD into {final} ({why}; about half a minute on two cores)",
           file=sys.stderr, flush=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_sibling(final, "partial")
     try:
         build_tree(tmp, **BUILTIN_SPEC)
-        (tmp / FINGERPRINT).write_text(generator_fingerprint() + "\n")
-        _install(tmp, final, replace=refresh or stale)
+        (tmp / FINGERPRINT).write_text(fingerprint + "\n")
+        _install(tmp, final, replace=refresh or complete)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already unless another process won the race
     return final

@@ -184,13 +184,15 @@ def _render_in_pool(args: list[tuple], workers: int) -> list[list[dict]]:
     On Linux the workers are forked: spawned ones would re-run an unguarded calling script and import torch
     again. A child forked while OpenCV's thread pool is alive hangs in its first call that touches the pool, so
     OpenCV is single-threaded while the workers are forked (they inherit that: one thread per core) and
-    restored afterwards. Workers run numpy and OpenCV only, never torch.
+    restored afterwards; spawned workers (macOS, Windows) set it themselves. Workers run numpy and OpenCV only,
+    never torch.
     """
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                 initializer=cv2.setNumThreads, initargs=(1,)) as pool:
             return list(pool.map(_render_chunk, *zip(*args)))
     finally:
         cv2.setNumThreads(threads)

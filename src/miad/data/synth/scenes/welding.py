@@ -100,7 +100,6 @@ def _brushing(seed: int, side: int, angle: float) -> np.ndarray:
 
 
 def draw(pt: Painter, p: Params, defective: bool) -> None:
-    u, n = _axes(p)
     tex = _brushing(p.tex_seed, pt.side, round(p.angle_deg, 3))
     far = 1.5
     canvas = np.array([[-far, -far], [far + 1, -far], [far + 1, far + 1], [-far, far + 1]])
