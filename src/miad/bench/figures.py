@@ -111,7 +111,7 @@ def figure_a1(out: Path, path: Path) -> Path | None:
         _draw_row(axes[i], cat, image, mask, [(lab, runs[lab].get(cat)) for lab in labels], top=i == 0)
     fig.tight_layout(pad=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # the temp name ends in .tmp
     plt.close(fig)
     return path
 
@@ -181,6 +181,6 @@ def factor_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 6) or 1, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(names) - 1) // 6), 1, 1))  # room for the legend below
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # the temp name ends in .tmp
     plt.close(fig)
     return path

@@ -12,9 +12,6 @@ from typing import Any
 
 from miad.errors import MiadError
 
-OUTPUT_NAMES = ("results.jsonl", "results.csv", "tables.md", "tables.tex", "figure_a1.png", "figure_factors.png",
-                "report.html")
-
 
 def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """(rows, name -> path written) for the benchmark folder `out`."""
@@ -50,12 +47,19 @@ def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path
 
 
 def _atomic_png(path: Path, draw: Any) -> Path | None:
-    """Draw into a temp name and rename, so a reader never sees half a PNG; a stale figure is removed."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    made = draw(tmp)
+    """Draw into a temp file and rename, so a reader never sees half a PNG; when there is nothing to draw, a
+    stale figure is removed."""
+    from miad.atomic import publish, temp_beside
+
+    tmp = temp_beside(path)
+    try:
+        made = draw(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if made is None:
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         return None
-    tmp.replace(path)
+    publish(tmp, path)
     return path

@@ -23,7 +23,6 @@ IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope"
 COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",
          "resumed_after_epoch", "n_train", "n_test", "git_commit")
 FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS
-SCOPES = ("category", "defect_type", "group", "factor", "run")
 
 
 def run_dirs(out: Path) -> list[Path]:
@@ -57,21 +56,33 @@ def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] 
     return rows
 
 
-def collect_rows(out: Path) -> list[dict[str, Any]]:
-    """All rows of every finished run in OUT (factor rows included when the data has a manifest)."""
+def collect_rows(out: Path, cache: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """All rows of every finished run in OUT (factor rows included when the data has a manifest).
+
+    cache: rows by run folder, kept by a caller that collects again as runs finish (a finished run never changes),
+    so each run's files are read once rather than once per later run.
+    """
+    cache = {} if cache is None else cache
+    manifests: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for run_dir in run_dirs(out):
+        key = run_dir.relative_to(out).as_posix()
+        if key not in cache:
+            cache[key] = _rows_of_finished_run(run_dir, key, manifests)
+        rows += cache[key]
+    return rows
+
+
+def _rows_of_finished_run(run_dir: Path, key: str, manifests: dict[str, Any]) -> list[dict[str, Any]]:
     from miad.bench.factors import factor_rows, load_manifest
     from miad.bench.runner import read_result
 
-    rows: list[dict[str, Any]] = []
-    manifests: dict[str, Any] = {}
-    for run_dir in run_dirs(out):
-        result = read_result(run_dir / "result.json")
-        root = result["data_root"]
-        if root not in manifests:
-            manifests[root] = load_manifest(Path(root))
-        factors = factor_rows(run_dir, Path(root), manifests[root]) if manifests[root] is not None else []
-        rows += rows_of_run(result, run_dir.relative_to(out).as_posix(), factors)
-    return [_complete(r) for r in rows]
+    result = read_result(run_dir / "result.json")
+    root = result["data_root"]
+    if root not in manifests:
+        manifests[root] = load_manifest(Path(root))
+    factors = factor_rows(run_dir, Path(root), manifests[root]) if manifests[root] is not None else []
+    return [_complete(r) for r in rows_of_run(result, key, factors)]
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class Context:
     num_workers: int
     progress: BenchProgress
     bars: bool  # per-epoch tqdm bars (only on a terminal)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
 
 
 @dataclass
@@ -88,10 +89,10 @@ def run_benchmark(
     return BenchmarkResult(out, rows, outputs, time.perf_counter() - t0, failed)
 
 
-def _rebuild_results(out: Path) -> None:
+def _rebuild_results(ctx: Context) -> None:
     from miad.bench.results import collect_rows, write_results
 
-    write_results(out, collect_rows(out))
+    write_results(ctx.out, collect_rows(ctx.out, ctx.rows))
 
 
 def _write_invocation(out: Path, data: str, root: Path, names, specs, preset, seeds, unified, overrides) -> None:
@@ -158,7 +159,7 @@ def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
         write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__})
         ctx.progress.fail_run(str(exc))
         return f"{run_dir}: {exc}"
-    _rebuild_results(ctx.out)  # results.jsonl/csv grow as runs finish
+    _rebuild_results(ctx)  # results.jsonl/csv grow as runs finish
     return None
 
 
