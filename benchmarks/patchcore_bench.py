@@ -226,8 +226,8 @@ def test_auroc(det: object, test: list) -> float:
     from miad.metrics import image_auroc
 
     preds = list(det.predict_dataset(det.dataset(test)))
-    scores = torch.cat([p.image_score for p, _ in preds]).numpy()
-    return 100 * image_auroc(scores, torch.cat([b["label"] for _, b in preds]).numpy())
+    scores = torch.cat([p.image_score for p, _, _ in preds]).numpy()
+    return 100 * image_auroc(scores, torch.cat([b["label"] for _, b, _ in preds]).numpy())
 
 
 def main() -> None:

@@ -128,19 +128,16 @@ class Detector(abc.ABC):
         return Prediction(pred.image_score.float(), pred.anomaly_map.float())
 
     def predict_dataset(
-        self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0, timer: bool = False
-    ) -> Iterator[tuple[Any, ...]]:
-        """Yield (Prediction on CPU, batch) over a Dataset of dicts with 'image' (and 'mask', 'index');
-        with timer=True, (Prediction, batch, seconds of model time) with the device synchronised."""
+        self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0
+    ) -> Iterator[tuple[Prediction, dict[str, torch.Tensor], float]]:
+        """Yield (Prediction on CPU, batch, seconds of model time) over a Dataset of dicts with 'image' (and
+        'mask', 'index'); the time includes the copy to the CPU, which waits for the device."""
         loader = DataLoader(dataset, batch_size=batch_size or self.config.batch_size, shuffle=False,
                             num_workers=num_workers)
         for batch in loader:
             t0 = time.perf_counter()
-            pred = self.predict(batch["image"])
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            seconds = time.perf_counter() - t0
-            yield (pred.cpu(), batch, seconds) if timer else (pred.cpu(), batch)
+            pred = self.predict(batch["image"]).cpu()
+            yield pred, batch, time.perf_counter() - t0
 
     def dataset(self, samples: Sequence[Sample]) -> Dataset:
         """The preset's Dataset (resize, normalisation, nearest-neighbour masks) over `samples`."""
@@ -223,7 +220,7 @@ class Detector(abc.ABC):
     def _holdout_stats(self, hold: Dataset, categories: list[str]) -> HoldoutStats:
         scores, pixels = [], []
         gen = torch.Generator().manual_seed(self.config.seed)
-        for pred, _ in self.predict_dataset(hold):
+        for pred, _, _ in self.predict_dataset(hold):
             scores.append(pred.image_score)
             flat = pred.anomaly_map.flatten()
             keep = min(flat.numel(), 200_000)  # a bounded random sample of pixels is enough for quantiles

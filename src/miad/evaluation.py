@@ -80,7 +80,7 @@ def evaluate_detector(
     try:
         ds = det.dataset(samples)
         bar = tqdm(total=len(samples), disable=not progress, leave=False, desc=f"{det.name} test")
-        batches = det.predict_dataset(ds, batch_size=batch_size, num_workers=num_workers, timer=True)
+        batches = det.predict_dataset(ds, batch_size=batch_size, num_workers=num_workers)
         for pred, batch, seconds in batches:
             predict_s += seconds
             idx = batch["index"].tolist()
