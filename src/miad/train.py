@@ -48,7 +48,7 @@ def train_detector(
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]
         raise TrainingError("no training images left after the hold-out split; add normal training images")
-    torch.manual_seed(cfg.seed + 1_000_003 * dist.rank())  # distinct training noise per torchrun rank
+    seed_training_rng(cfg.seed)
     params = det.trainable_parameters()
     optimizer = make_optimizer(cfg, params)
     scheduler = make_scheduler(cfg, optimizer)
@@ -118,6 +118,12 @@ def _validate(det, batches) -> float:
         for inputs, n in batches.epoch(0):
             total, count = total + det.loss(inputs).item() * n, count + n
     return total / max(count, 1)
+
+
+def seed_training_rng(seed: int) -> None:
+    """Seed torch's global RNG for training: distinct per torchrun rank, so random augmentations and synthesised
+    anomalies differ between the ranks' slices of a batch (validation reseeds it alike on every rank)."""
+    torch.manual_seed(seed + 1_000_003 * dist.rank())
 
 
 class _Batches:

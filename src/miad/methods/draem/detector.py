@@ -77,10 +77,7 @@ class DraemDetector(GradientDetector):
 
 
 def synthesis_generator() -> torch.Generator:
-    """A CPU generator for one batch's synthesis, seeded from torch's global RNG (which the training loop seeds
-    and saves, so runs stay reproducible and resumable) and the distributed rank: under torchrun every rank
-    seeds the global RNG alike, and would otherwise paste the same anomalies into its slice of each batch."""
-    from miad import distributed
-
-    seed = int(torch.randint(0, 2**62, (1,)))
-    return torch.Generator().manual_seed(seed + 1_000_003 * distributed.rank())
+    """A CPU generator for one batch's synthesis, seeded from torch's global RNG, which the training loop seeds
+    (per torchrun rank, so ranks paste different anomalies into their slices) and saves (runs stay reproducible
+    and resumable); validation reseeds it alike on every rank, so all ranks score the same anomalies."""
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
