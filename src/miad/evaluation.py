@@ -44,7 +44,7 @@ class MapWriter:
     def add(self, index: int, amap: torch.Tensor) -> None:
         buf = io.BytesIO()
         np.save(buf, amap.numpy().astype(np.float16))
-        self.zip.writestr(f"{index:06d}.npy", buf.getvalue())
+        self.zip.writestr(f"{_map_key(index)}.npy", buf.getvalue())
 
     def close(self) -> None:
         self.zip.close()
@@ -120,7 +120,11 @@ def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def read_maps(path: Path) -> dict[int, np.ndarray]:
-    """All maps of an npz written by MapWriter (small sets: figures, tests)."""
+def _map_key(index: int) -> str:
+    return f"{index:06d}"  # the image's index in the scores CSV
+
+
+def read_map(path: Path, index: int) -> np.ndarray:
+    """One float16 map of an npz written by MapWriter, as float32."""
     with np.load(path) as z:
-        return {int(k): z[k] for k in z.files}
+        return z[_map_key(index)].astype(np.float32)

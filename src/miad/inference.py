@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from miad.errors import DataError
+from miad.visual import normal_color_range
 
 
 @dataclass
@@ -39,10 +40,7 @@ class LoadedModel:
 
     def color_range(self) -> tuple[float, float] | None:
         """Heat-map scale from held-out normal pixels: median -> 0, held-out maximum -> 1."""
-        if not self.pixel_quantiles:
-            return None
-        lo, hi = self.pixel_quantiles[len(self.pixel_quantiles) // 2], self.pixel_quantiles[-1]
-        return lo, max(hi, lo + 1e-12)
+        return normal_color_range(self.pixel_quantiles)
 
 
 def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:

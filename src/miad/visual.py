@@ -18,6 +18,14 @@ def _display_size(path: Path) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def normal_color_range(pixel_quantiles: list[float] | None) -> tuple[float, float] | None:
+    """Heat-map scale from held-out normal pixels' quantiles: median -> 0, held-out maximum -> 1."""
+    if not pixel_quantiles:
+        return None
+    lo, hi = pixel_quantiles[len(pixel_quantiles) // 2], pixel_quantiles[-1]
+    return lo, max(hi, lo + 1e-12)
+
+
 def colorize(amap: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
     """[H,W] scores -> [H,W,3] uint8 'jet' colours; the range defaults to the map's own min..max."""
     from matplotlib import colormaps

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from miad.evaluation import read_map
+from miad.visual import normal_color_range
+
 MAX_CANDIDATES = 20
 
 
@@ -68,8 +71,7 @@ def _map_of(run_dir: Path, image: str) -> np.ndarray | None:
     index = next((int(r["index"]) for r in _scores(run_dir) if r["image"] == image), None)
     if index is None or not (run_dir / "maps.npz").is_file():
         return None
-    with np.load(run_dir / "maps.npz") as z:
-        return z[f"{index:06d}"].astype(np.float32)
+    return read_map(run_dir / "maps.npz", index)
 
 
 def _quantiles(run_dir: Path) -> list[float] | None:
@@ -152,9 +154,10 @@ def _overlay(ax: Any, rgb: np.ndarray, amap: np.ndarray, quant: list[float] | No
     if scaled and quant is None:
         ax.text(0.5, 0.5, "no held-out\nimages", ha="center", va="center", fontsize=6, transform=ax.transAxes)
         return
-    lo, hi = (quant[50], quant[100]) if scaled else (float(amap.min()), float(amap.max()))
+    lo, hi = normal_color_range(quant) if scaled else (float(amap.min()), float(amap.max()))
+    hi = max(hi, lo + 1e-12)
     ax.imshow(rgb)
-    ax.imshow(amap, cmap="jet", alpha=0.5, vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
+    ax.imshow(amap, cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
 
 
 def factor_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
