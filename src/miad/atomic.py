@@ -10,6 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)  # the only way to read it is to set it: done once, at import, before any threads
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _current_umask()
+
+
 def temp_beside(path: Path) -> Path:
     """A new hidden temp file in `path`'s folder (same file system, so the final rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,9 +29,7 @@ def temp_beside(path: Path) -> Path:
 
 def publish(tmp: Path, path: Path) -> None:
     """Give `tmp` the permissions a plain open() would (mkstemp makes 0600 files), then rename it over `path`."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
 
 
