@@ -7,7 +7,7 @@ be stored in float16: each chunk is widened to the query dtype before the produc
 Block sizes: on CPU, blocks of 1024 queries x 1024 bank rows keep each distance block in cache for the minimum
 that follows (2 threads here: 142 vs 99 GFLOP/s for 64 MB blocks at 1536 dims, 25 vs 13 at 64 dims). A traced
 graph (ONNX export) must serve any batch size, so there the queries stay whole and only the bank, whose size is
-fixed after fitting, is cut into chunks; GPUs take the same path with large blocks.
+fixed after fitting, is cut into chunks planned from the bank alone; GPUs take the same path with large blocks.
 """
 
 from __future__ import annotations
@@ -20,11 +20,18 @@ MIN_CHUNK_ROWS = 256  # below this, matrix products get inefficient
 CPU_QUERY_ROWS = 1024  # query rows per block on CPU (eager mode)
 LEVELWISE_MIN_CHANNELS = 256  # up-sampled channels from which level-wise search pays (see levelwise_pays)
 DEFAULT_BLOCK = {"cpu": 1024 * 1024, "traced": 1 << 24, "gpu": 1 << 26}  # distances held at once
+TRACED_NOMINAL_QUERIES = 8192  # traced plans: 2,048-row chunks at the default block (8 images of a 32x32 grid)
 
 
 def chunk_rows(n_queries: int, bank_size: int, block_elements: int, at_least: int = 1) -> int:
-    """Bank rows per chunk so that one chunk's distance matrix holds about `block_elements` values."""
-    rows = max(MIN_CHUNK_ROWS, at_least, block_elements // max(n_queries, 1))
+    """Bank rows per chunk so that one chunk's distance matrix holds about `block_elements` values.
+
+    While tracing, the plan comes from the bank alone (TRACED_NOMINAL_QUERIES stands for the query count): a
+    traced graph serves every batch size, and a plan sized from the example batch froze the chunk starts at that
+    batch while the slice ends stayed batch-dependent, so other batch sizes searched only part of the bank.
+    """
+    queries = TRACED_NOMINAL_QUERIES if torch.jit.is_tracing() else max(int(n_queries), 1)
+    rows = max(MIN_CHUNK_ROWS, at_least, block_elements // queries)
     return min(rows, max(bank_size, 1))
 
 
