@@ -15,7 +15,10 @@ from torch import nn
 from miad.methods.patchcore.knn import chunk_rows, k_nearest, nearest_neighbor, nearest_neighbor_levels
 
 ort = pytest.importorskip("onnxruntime")
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+]
 
 BANK_ROWS, GRID = 1000, 8
 BATCHES = (1, 3, 8, 16)
