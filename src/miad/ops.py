@@ -5,6 +5,8 @@ All functions are pure torch so that `predict` stays exportable to ONNX.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -73,20 +75,66 @@ def unfold_patches(features: torch.Tensor, patch_size: int = 3) -> torch.Tensor:
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
-             data_range: float = 1.0) -> torch.Tensor:
+             data_range: float = 1.0, stable: bool = True) -> torch.Tensor:
     """Per-pixel SSIM of [B,C,H,W] images, averaged over channels -> [B,H,W] (Wang et al. 2004; Gaussian
-    window `window` x `window`, std `sigma`, zero padding as pytorch-ssim used by DRAEM and the SSIM-AE)."""
-    r = window // 2
-    k1 = torch.exp(-0.5 * ((torch.arange(window, dtype=x.dtype, device=x.device) - r) / sigma) ** 2)
-    k1 = k1 / k1.sum()
-    c = int(x.shape[1])  # a constant when traced: ONNX needs the kernel shape
-    # One grouped convolution over the five moments stacked on the channel axis (on CPU the 2-D grouped kernel
-    # is faster than two separable 1-D passes).
-    moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    kernel = (k1[:, None] * k1[None, :]).expand(5 * c, 1, window, window).contiguous()
-    blurred = F.conv2d(moments, kernel, padding=r, groups=5 * c)
-    mx, my, exx, eyy, exy = blurred.split(c, dim=1)
-    vx, vy, cxy = exx - mx * mx, eyy - my * my, exy - mx * my
+    window `window` x `window`, std `sigma`, zero padding as pytorch-ssim used by DRAEM and the SSIM-AE).
+
+    stable=True (anomaly maps): local variances from deviations, not from E[x^2] - E[x]^2, which in float32
+    cancels where the variance is small beside the mean (7e-4 off a float64 reference on built-in images, so
+    torch and ONNX disagreed by 2e-4 of the map). With zero padding the window is a weighted sample of the padded
+    image whose weights sum to 1, so its variance splits exactly, one axis at a time, into the mean of the row
+    variances plus the variance of the row means (law of total variance): two passes of `window` slices.
+    stable=False (training losses, which need no such precision): the moment form, one grouped convolution,
+    about 4x faster on CPU (benchmarks/ssim_bench.py).
+    """
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my, vx, vy, cxy = (_local_stats if stable else _local_moments)(x, y, window, sigma)
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.mean(1)
+
+
+def _gaussian_weights(window: int, sigma: float) -> list[float]:
+    g = [math.exp(-0.5 * ((i - window // 2) / sigma) ** 2) for i in range(window)]
+    return [v / sum(g) for v in g]
+
+
+def _local_moments(x: torch.Tensor, y: torch.Tensor, window: int, sigma: float) -> list[torch.Tensor]:
+    """Means, variances, covariance as E[.] products: one grouped convolution over the five stacked moments."""
+    r, c = window // 2, int(x.shape[1])  # c: a constant when traced (ONNX needs the kernel shape)
+    k1 = torch.exp(-0.5 * ((torch.arange(window, dtype=x.dtype, device=x.device) - r) / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    kernel = (k1[:, None] * k1[None, :]).expand(5 * c, 1, window, window).contiguous()
+    blurred = F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), kernel, padding=r, groups=5 * c)
+    mx, my, exx, eyy, exy = blurred.split(c, dim=1)
+    return [mx, my, exx - mx * mx, eyy - my * my, exy - mx * my]
+
+
+def _local_stats(x: torch.Tensor, y: torch.Tensor, window: int, sigma: float) -> list[torch.Tensor]:
+    """The same five statistics from deviations: a horizontal then a vertical pass over the zero-padded images."""
+    g, r = _gaussian_weights(window, sigma), window // 2
+    h, w = x.shape[-2:]
+    pad = (r, r, r, r)
+    rows = _combine([F.pad(x, pad), F.pad(y, pad)], g, dim=-1, n=w)
+    return _combine(rows, g, dim=-2, n=h)
+
+
+def _combine(stats: list[torch.Tensor], g: list[float], dim: int, n: int) -> list[torch.Tensor]:
+    """Weighted pooling of groups along `dim` (valid positions: n = length - len(g) + 1).
+
+    stats = [mean_x, mean_y] of single pixels, or [mean_x, mean_y, var_x, var_y, cov_xy] of groups ->
+    the same five statistics of the pooled groups: mean = sum g m, var = sum g (v + (m - mean)^2), likewise cov.
+    """
+    def taps(t: torch.Tensor) -> list[torch.Tensor]:
+        return [t.narrow(dim, i, n) for i in range(len(g))]
+
+    mx_taps, my_taps = taps(stats[0]), taps(stats[1])
+    mx = sum(gi * t for gi, t in zip(g, mx_taps))
+    my = sum(gi * t for gi, t in zip(g, my_taps))
+    dx = [t - mx for t in mx_taps]
+    dy = [t - my for t in my_taps]
+    vx = sum(gi * d * d for gi, d in zip(g, dx))
+    vy = sum(gi * d * d for gi, d in zip(g, dy))
+    cxy = sum(gi * a * b for gi, a, b in zip(g, dx, dy))
+    if len(stats) == 5:  # groups carry their own spread
+        vx, vy, cxy = (v + sum(gi * t for gi, t in zip(g, taps(s))) for v, s in zip((vx, vy, cxy), stats[2:]))
+    return [mx, my, vx, vy, cxy]

@@ -10,7 +10,7 @@ from miad import ops
 
 def ssim_loss(recon: torch.Tensor, clean: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """1 - mean SSIM of [B,3,S,S] images in [0, 1] (Gaussian window, zero padding, data range 1)."""
-    return 1.0 - ops.ssim_map(recon, clean, window, sigma, data_range=1.0).mean()
+    return 1.0 - ops.ssim_map(recon, clean, window, sigma, data_range=1.0, stable=False).mean()
 
 
 def focal_loss(probs: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, smooth: float = 1e-5) -> torch.Tensor:
