@@ -1,4 +1,4 @@
-"""Inspecting new images: one interface over a torch checkpoint or an exported ONNX file, and `predict_paths`
+"""Inspecting new images: one interface over a torch checkpoint or an exported ONNX / OpenVINO file, and `predict_paths`
 which streams any number of images in batches (bounded memory) into overlays, binary masks and CSV/JSON.
 
 Decisions use the held-out normal threshold stored with the model (never test data) or `--threshold`; the
@@ -44,9 +44,12 @@ class LoadedModel:
 
 
 def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
+    """A model.pt (torch, on `device`), or an exported .onnx / OpenVINO .xml file (CPU)."""
+    from miad.export import format_of
+
     path = Path(checkpoint)
-    if path.suffix.lower() == ".onnx":
-        return _open_onnx(path)
+    if format_of(path) is not None:
+        return _open_exported(path)
     from miad.registry import load
 
     det = load(path, device=device)
@@ -60,20 +63,10 @@ def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
                        hold.pixel_quantiles.tolist() if hold else None, det.config.threshold_quantile, run)
 
 
-def _open_onnx(path: Path) -> LoadedModel:
-    import onnxruntime as ort
+def _open_exported(path: Path) -> LoadedModel:
+    from miad.export import open_exported
 
-    from miad.export import read_metadata
-
-    if not path.is_file():
-        raise DataError(f"ONNX file {path} does not exist; create it with `miad export`")
-    meta = read_metadata(path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores, maps = session.run(None, {"images": images.astype(np.float32)})
-        return scores, maps
-
+    meta, run = open_exported(path)
     return LoadedModel(meta["method"], meta["image_size"], meta["normalize"], meta["threshold"],
                        meta["pixel_quantiles"], meta["threshold_quantile"], run)
 

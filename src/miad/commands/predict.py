@@ -1,5 +1,5 @@
-"""`miad predict`: score new images with a checkpoint (model.pt or an exported .onnx): per image the score, the
-decision at the held-out normal threshold (or --threshold), a heat-map overlay and a binary mask."""
+"""`miad predict`: score new images with a checkpoint (model.pt, or an exported .onnx or OpenVINO .xml): per image
+the score, the decision at the held-out normal threshold (or --threshold), a heat-map overlay and a binary mask."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from miad.commands._common import add_device
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score new images", description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="model.pt from `miad train`, or a .onnx from `miad export`")
+    p.add_argument("--checkpoint", required=True,
+                   help="model.pt from `miad train`, or a .onnx / OpenVINO .xml from `miad export`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: held-out)")

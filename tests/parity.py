@@ -1,0 +1,26 @@
+"""Parity of an exported model with its checkpoint, by the rule the README states: scores within TOLERANCE of the
+largest reference score, maps within TOLERANCE of the reference map's maximum, and identical decisions (image and
+pixel) except where the reference value lies within that tolerance of the threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from miad.export import TOLERANCE
+
+
+def assert_parity(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray], threshold: float | None,
+                  pixel_threshold: float | None, where: str) -> None:
+    """got / want: (scores [B], maps [B,S,S])."""
+    assert_values_parity(got[0], want[0], threshold, f"{where}: scores")
+    assert_values_parity(got[1], want[1], pixel_threshold, f"{where}: maps")
+
+
+def assert_values_parity(got: np.ndarray, want: np.ndarray, threshold: float | None, what: str) -> None:
+    tol = TOLERANCE * float(np.abs(want).max())
+    err = float(np.abs(got - want).max())
+    assert err <= tol, f"{what} differ by {err:.3g} > {tol:.3g}"
+    if threshold is not None:
+        differ = (got > threshold) != (want > threshold)
+        clear = np.abs(want - threshold) > tol
+        assert not (differ & clear).any(), f"{what}: {int((differ & clear).sum())} decisions differ off the threshold"
