@@ -5,7 +5,7 @@ image size and feature layers (PatchCore with a bank of at least 3 traced search
 `knn_block_elements`): fit on a few built-in images for one step, checkpoint round trip, ONNX and OpenVINO
 export (each verified by `miad.export` before publishing), then parity of scores, maps and decisions with the
 checkpoint at batch sizes 1, 3, 8 and 16; for the quick presets also through `predict_paths` (what `miad
-predict --batch-size B` runs) at B = 1, 3, 8, 16 and 33 over 40 images (a partial last batch).
+predict --batch-size B` runs) at B = 1, 3, 8, 16 and 33, each over B + 1 images (a partial last batch).
 """
 
 from __future__ import annotations
@@ -87,15 +87,15 @@ def test_exports_match_the_checkpoint_at_every_batch_size(method, preset, sample
 
 
 def _predict_paths_parity(ckpt, exported, test, out, where: str) -> None:
-    """`miad predict` with the exported file at several batch sizes gives the checkpoint's scores and decisions."""
-    paths = expand_inputs([str(s.image) for s in test[:40]])
-    assert len(paths) == 40
-    reference = _scores(open_model(ckpt), paths, out / "pt", 8)
+    """`miad predict --batch-size B` with the exported file gives the checkpoint's scores and decisions; B + 1
+    images per run, so that every run ends in a partial batch of one image."""
+    paths = expand_inputs([str(s.image) for s in test[: max(PREDICT_BATCHES) + 1]])
+    names, reference = _scores(open_model(ckpt), paths, out / "pt", 8)
     model = open_model(exported)
     for batch in PREDICT_BATCHES:
-        got = _scores(model, paths, out / f"b{batch}", batch)
-        assert got[0] == reference[0]  # same images in the same order
-        assert_values_parity(got[1], reference[1], model.threshold, f"{where} predict --batch-size {batch}")
+        got_names, got = _scores(model, paths[: batch + 1], out / f"b{batch}", batch)
+        assert got_names == names[: batch + 1]
+        assert_values_parity(got, reference[: batch + 1], model.threshold, f"{where} predict --batch-size {batch}")
 
 
 def _scores(model, paths, out, batch: int) -> tuple[list[str], np.ndarray]:
