@@ -74,6 +74,22 @@ def unfold_patches(features: torch.Tensor, patch_size: int = 3) -> torch.Tensor:
     return cols.view(b, c * patch_size * patch_size, h, w)
 
 
+def layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    """`norm(x)` with every mean taken one axis at a time. Exported graphs otherwise reduce all normalised values
+    at once (FastFlow's [C,H,W] norm: a million values on WRN50's first stage), and onnxruntime's float32
+    accumulation of that is 3e-3 off a float64 reference (torch's own kernel 1e-6); per-axis means stay ~1e-6."""
+    dims = list(range(-len(norm.normalized_shape), 0))
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        for d in dims:
+            t = t.mean(d, keepdim=True)
+        return t
+
+    centred = x - mean(x)
+    scaled = centred * torch.rsqrt(mean(centred * centred) + norm.eps)
+    return scaled * norm.weight + norm.bias if norm.elementwise_affine else scaled
+
+
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
              data_range: float = 1.0, stable: bool = True) -> torch.Tensor:
     """Per-pixel SSIM of [B,C,H,W] images, averaged over channels -> [B,H,W] (Wang et al. 2004; Gaussian

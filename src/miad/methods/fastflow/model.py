@@ -115,7 +115,7 @@ class FastFlowModel(nn.Module):
 
     def latents(self, features: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Backbone features per scale -> (z [B,C,h,w], log|det J| [B]) per scale."""
-        return [flow(norm(f)) for f, norm, flow in zip(features, self.norms, self.flows)]
+        return [flow(ops.layer_norm(f, norm)) for f, norm, flow in zip(features, self.norms, self.flows)]
 
     def nll(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Training loss: sum over scales of the batch mean of 0.5 * sum z^2 - log|det J| (reference)."""
