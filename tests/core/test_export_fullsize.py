@@ -2,7 +2,7 @@
 
 Every method x {quick preset with its real weights, paper preset with random weights}, each at the preset's real
 image size and feature layers (PatchCore with a bank of at least 3 traced search chunks at the default
-`knn_block_elements`): fit on a few built-in images for one step, checkpoint round trip, ONNX and OpenVINO
+`knn_block_elements`): fit on a few built-in images (one optimiser step), checkpoint round trip, ONNX and OpenVINO
 export (each verified by `miad.export` before publishing), then parity of scores, maps and decisions with the
 checkpoint at batch sizes 1, 3, 8 and 16; for the quick presets also through `predict_paths` (what `miad
 predict --batch-size B` runs) at B = 1, 3, 8, 16 and 33, each over B + 1 images (a partial last batch).
@@ -45,8 +45,8 @@ def samples():
 def _fitted(method: str, preset: str, train) -> object:
     if method == "patchcore":  # every training vector in the bank: several chunks, no coreset time
         overrides, n_train = {"coreset_ratio": 1.0}, (5 if preset == "quick" else 9)
-    else:  # one optimiser step on 4 images (the 5th is the held-out image for thresholds)
-        overrides, n_train = {"epochs": 1, "batch_size": 4}, 5
+    else:  # one optimiser step on 2 images (the 3rd is the held-out image for thresholds)
+        overrides, n_train = {"epochs": 1, "batch_size": 2}, 3
     det = create(method, preset, pretrained=preset == "quick", **overrides)
     det.fit(train[:n_train], device="cpu", progress=False)
     if method == "patchcore":
@@ -71,8 +71,8 @@ def test_exports_match_the_checkpoint_at_every_batch_size(method, preset, sample
     images = _images(loaded, test, max(BATCHES))
     ref = loaded.predict(images)
     want = (ref.image_score.numpy(), ref.anomaly_map.numpy())
-    original = det.predict(images)
-    assert torch.equal(original.image_score, ref.image_score) and torch.equal(original.anomaly_map, ref.anomaly_map)
+    original, again = det.predict(images[:2]), loaded.predict(images[:2])  # the checkpoint round trip is exact
+    assert torch.equal(original.image_score, again.image_score) and torch.equal(original.anomaly_map, again.anomaly_map)
     for fmt, name in FORMATS.items():
         path = export_model(loaded, tmp_path / name, fmt)
         meta, run = open_exported(path, method)
