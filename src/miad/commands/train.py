@@ -7,7 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from miad.commands._common import add_device, add_loader, add_seed
+from miad.commands._common import add_device, add_loader, add_seed, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,20 +53,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"already trained: {out / 'model.pt'}; pass --restart to train again")
             return 0
         return _fit_and_write(args, det, train, out, wanted, plan, device, main)
-
-
-def output_folder(path: str) -> Path:
-    """--out as a folder (created); an existing file there is refused instead of failing in mkdir."""
-    from miad.errors import ConfigError
-
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is an existing file, not a folder; pass a folder path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the --out folder {out} ({exc.strerror}); pass a writable folder") from None
-    return out
 
 
 def _decide(out: Path, wanted: dict, restart: bool, main: bool):
