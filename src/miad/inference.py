@@ -61,14 +61,24 @@ def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
 
 
 def _open_onnx(path: Path) -> LoadedModel:
-    import onnxruntime as ort
+    from miad.errors import CheckpointError, ConfigError, MiadError
 
-    from miad.export import read_metadata
+    try:
+        import onnxruntime as ort
 
+        from miad.export import read_metadata
+    except ImportError:
+        raise ConfigError("running an .onnx model needs onnx and onnxruntime: pip install 'miad[export]'") from None
     if not path.is_file():
         raise DataError(f"ONNX file {path} does not exist; create it with `miad export`")
-    meta = read_metadata(path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        meta = read_metadata(path)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except MiadError:
+        raise
+    except Exception as exc:  # protobuf DecodeError, onnxruntime's InvalidProtobuf / Fail, ...
+        raise CheckpointError(f"ONNX file {path} is truncated or not an ONNX model ({type(exc).__name__}); "
+                              "re-create it with `miad export`") from None
 
     def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, maps = session.run(None, {"images": images.astype(np.float32)})

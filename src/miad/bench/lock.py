@@ -31,6 +31,8 @@ class BenchmarkLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise MiadError(f"--out {self.out} is an existing file, not a folder; pass a folder path")
         self.out.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
