@@ -63,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_undecodable_output() -> None:
+    """File names that are not UTF-8 are printed with their odd bytes escaped (`\\udce9`), never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _escape_undecodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -65,8 +65,10 @@ def test_a_corrupt_image_costs_only_its_own_row(ckpt, tmp_path, capsys):
 def test_non_utf8_file_names_round_trip(ckpt, tmp_path, capsys):
     folder = tmp_path / "in"
     _images(folder, [ODD + b".png", "plain.png"])
-    out = tmp_path / "out"
-    assert main(["predict", "--checkpoint", str(ckpt), str(folder), "--out", str(out)]) == 0
+    (folder / os.fsdecode(ODD + b"-broken.png")).write_bytes(b"not an image")
+    out = tmp_path / os.fsdecode(ODD + b"-out")
+    assert main(["predict", "--checkpoint", str(ckpt), str(folder), "--out", str(out)]) == 3
+    assert "1 of 3" in capsys.readouterr().err
     names = {os.fsencode(r["image"]) for r in _csv_rows(out)}
     assert os.fsencode(folder) + b"/" + ODD + b".png" in names  # the CSV holds the name's own bytes
     doc = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
