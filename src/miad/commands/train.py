@@ -32,18 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from miad import distributed
     from miad.bench.lock import BenchmarkLock
     from miad.data.index import resolve_data_root
-    from miad.registry import create
+    from miad.registry import get_method, make_config
     from miad.runconfig import load_samples, resolve_overrides, split
     from miad.train_out import training_identity
 
     device = distributed.init_from_env(args.device)  # torchrun: one process per GPU, rank 0 writes
     main = distributed.is_main()
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
-    det = create(args.method, args.preset, **overrides)
+    config = make_config(args.method, args.preset, **overrides)
     root = resolve_data_root(args.data)
     train = split(load_samples(str(root), args.scenario), "train")
     out = output_folder(args.out)
-    wanted = training_identity(det.name, det.config, train, root)
+    wanted = training_identity(args.method, config, train, root)
     with contextlib.ExitStack() as stack:
         if main:  # rank 0 alone holds the lock and decides; the other ranks follow its decision
             stack.enter_context(BenchmarkLock(out, what="`miad train` or benchmark"))
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             if main:
                 print(f"already trained: {out / 'model.pt'}; pass --restart to train again")
             return 0
+        det = get_method(args.method)(config)  # built only now: loading pretrained weights takes a while
         return _fit_and_write(args, det, train, out, wanted, plan, device, main)
 
 
