@@ -1,6 +1,7 @@
 """Checkpoints are readable dicts, written atomically and loaded with `weights_only=True` (never runs code).
 
-{format, format_version, miad_version, method, config, state_dict, holdout, trained_on, history}
+{format, format_version, miad_version, method, config, state_dict, holdout, trained_on, history, identity}
+(`identity` is None outside `miad train`; older files lack it.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from miad.errors import CheckpointError
 
 FORMAT = "miad-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; older files then fail with a clear message
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -28,25 +30,35 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         os.fsync(fh.fileno())
 
 
-def read_torch(path: str | Path) -> Any:
-    """torch.load with weights_only=True; unreadable, truncated or tampered files raise CheckpointError."""
+def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create it with `miad train`",
+               mmap: bool = False) -> Any:
+    """torch.load with weights_only=True; a missing, foreign, truncated or tampered file raises CheckpointError
+    ("{what} {path} ...; {fix}"). `mmap` maps tensors instead of reading them (to look at a large file's keys)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the model.pt written by `miad train`")
+        raise CheckpointError(f"{what} {path} does not exist; pass the model.pt written by `miad train`")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{what} {path} cannot be read ({exc.strerror}); fix its permissions") from None
+    if magic != _ZIP_MAGIC:  # torch.save has written zip archives since PyTorch 1.6; miad never wrote others
+        raise CheckpointError(f"{path} is not a miad {what} (not a PyTorch file); {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise CheckpointError(f"{path} is not a miad {what} (unreadable contents); {fix}") from None
         raise CheckpointError(
-            f"checkpoint {path} contains objects other than tensors and plain values ({str(exc)[:120]}...); "
-            "it was not written by miad or was tampered with, and is refused"
+            f"{what} {path} contains objects other than tensors and plain values; it was not written by miad or "
+            "was tampered with, and is refused"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); re-create it with `miad train`"
-        ) from None
+        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(exc).__name__}); {fix}") from None
 
 
-def save_checkpoint(det: Any, path: str | Path) -> None:
+def save_checkpoint(det: Any, path: str | Path, identity: dict[str, Any] | None = None) -> None:
+    """`identity`: what `miad train` made the model from (see miad.train_out), checked when --out is re-used."""
     from miad import __version__
 
     atomic_save({
@@ -59,6 +71,7 @@ def save_checkpoint(det: Any, path: str | Path) -> None:
         "holdout": det.holdout.to_state() if det.holdout else None,
         "trained_on": list(det.trained_on),
         "history": list(det.history),
+        "identity": identity,
     }, path)
 
 

@@ -2,7 +2,7 @@
 
 Each sub-command lives in `miad/commands/<name>.py` and defines `register(subparsers)`, which adds its parser
 and sets `func=run`. Known errors (`MiadError`) print one line `error: ...` and exit 1; `--debug` shows the
-traceback.
+traceback. An OSError about a named file (permissions, a vanished path, a full disk) is printed the same way.
 """
 
 from __future__ import annotations
@@ -63,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_undecodable_output() -> None:
+    """File names that are not UTF-8 are printed with their odd bytes escaped (`\\udce9`), never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _escape_undecodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -75,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
+        return 1
+    except OSError as exc:  # a file the user can fix (permissions, a vanished path, a full disk)
+        if args.debug or exc.filename is None:
+            raise
+        fix = "fix its permissions" if isinstance(exc, PermissionError) else "check the path and the disk"
+        print(f"error: {exc.filename}: {exc.strerror or type(exc).__name__}; {fix}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

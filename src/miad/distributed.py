@@ -40,6 +40,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_from_main(obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (a decision only rank 0 may take, e.g. under a file lock)."""
+    if not is_distributed():
+        return obj
+    box = [obj if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def init_from_env(device: str = "auto") -> str:
     """Start the process group when launched by torchrun; returns the device this rank should use."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():

@@ -117,7 +117,7 @@ def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=SCORE_FIELDS)
     w.writeheader()
     w.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue(), errors="surrogateescape")  # file names of any bytes, as they are
 
 
 def _map_key(index: int) -> str:

@@ -8,7 +8,7 @@ binary mask marks pixels above the held-out normal pixel quantile at the same le
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,10 +71,12 @@ def _open_exported(path: Path) -> LoadedModel:
                        meta["pixel_quantiles"], meta["threshold_quantile"], run)
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files, folders (recursively) and glob patterns -> sorted unique image paths."""
+def expand_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> list[Path]:
+    """Files, folders (recursively) and glob patterns -> sorted unique image paths; files under `exclude` (the
+    output folder) are skipped, so a second run never scores the first one's overlays."""
     from miad.data.io import is_image_file
 
+    skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[Path, None] = {}
     for item in inputs:
         p = Path(item)
@@ -86,61 +88,88 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
             paths = sorted(Path(q) for q in glob.glob(item, recursive=True) if is_image_file(Path(q)))
             if not paths:
                 raise DataError(f"input {item} matches no image file; pass image files, folders or globs")
-        found.update(dict.fromkeys(paths))
+        found.update(dict.fromkeys(q for q in paths if skip is None or not q.resolve().is_relative_to(skip)))
     if not found:
-        raise DataError(f"no images found in {', '.join(inputs)}; supported: png, jpg, jpeg, bmp, tif, tiff")
+        where = f" (files under the output folder {exclude} are skipped)" if exclude is not None else ""
+        raise DataError(f"no images found in {', '.join(inputs)}{where}; supported: png, jpg, jpeg, bmp, tif, tiff")
     return list(found)
 
 
-def _batches(paths: list[Path], model: LoadedModel, batch_size: int) -> Iterator[tuple[list[Path], np.ndarray]]:
+def _load(paths: list[Path], model: LoadedModel) -> tuple[list[Path], np.ndarray | None, dict[Path, str]]:
+    """The readable images of `paths` as a normalised batch, and the reason each unreadable one failed."""
     from miad.data.io import load_rgb
     from miad.preprocess import normalize
 
-    for i in range(0, len(paths), batch_size):
-        chunk = paths[i : i + batch_size]
-        arrays = [np.asarray(load_rgb(p, model.image_size), dtype=np.float32) / 255.0 for p in chunk]
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-        yield chunk, normalize(images, model.normalize).contiguous().numpy()
+    kept, arrays, failed = [], [], {}
+    for p in paths:
+        try:
+            arrays.append(np.asarray(load_rgb(p, model.image_size), dtype=np.float32) / 255.0)
+            kept.append(p)
+        except (DataError, OSError) as exc:  # one bad file costs its own row, never the run
+            failed[p] = " ".join(str(exc).split())
+    if not arrays:
+        return kept, None, failed
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return kept, normalize(images, model.normalize).contiguous().numpy(), failed
 
 
 def predict_paths(model: LoadedModel, paths: list[Path], out: Path, threshold: float | None = None,
                   batch_size: int = 8, progress: bool = True) -> list[dict[str, Any]]:
-    """Score every image; write overlays/, masks/, predictions.csv and predictions.json into `out`."""
+    """Score every readable image; write overlays/, masks/, predictions.csv and predictions.json into `out`.
+    An unreadable image gets a row with its `error` (and no score); the others are scored and written."""
     from tqdm.auto import tqdm
 
-    from miad.visual import save_mask, save_overlay
-
     thr = threshold if threshold is not None else model.threshold
-    pix_thr = model.pixel_threshold
     rows: list[dict[str, Any]] = []
-    names = _unique_names(paths)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    names = output_names(paths)
     bar = tqdm(total=len(paths), disable=not progress, desc=f"{model.name} predict")
-    for chunk, images in _batches(paths, model, batch_size):
-        scores, maps = model.run(images)
-        for path, score, amap in zip(chunk, scores, maps):
-            name = names[path]
-            save_overlay(path, amap, out / "overlays" / f"{name}.png", model.color_range())
-            if pix_thr is not None:
-                save_mask(path, amap > pix_thr, out / "masks" / f"{name}.png")
-            rows.append({"image": str(path), "score": float(score), "threshold": thr,
-                         "anomalous": None if thr is None else bool(score > thr),
-                         "overlay": f"overlays/{name}.png", "mask": f"masks/{name}.png" if pix_thr else None})
+    for i in range(0, len(paths), batch_size):
+        chunk = paths[i : i + batch_size]
+        kept, images, failed = _load(chunk, model)
+        scored = dict(zip(kept, zip(*model.run(images)))) if images is not None else {}
+        for path in chunk:
+            if path in failed:
+                rows.append({"image": str(path), "score": None, "threshold": thr, "anomalous": None,
+                             "overlay": None, "mask": None, "error": failed[path]})
+            else:
+                rows.append(_write_outputs(model, path, *scored[path], out, names[path], thr))
         bar.update(len(chunk))
     bar.close()
     _write_tables(out, rows, model)
     return rows
 
 
-def _unique_names(paths: list[Path]) -> dict[Path, str]:
-    """Output file stems: the image stem, made unique with a counter when two inputs share it."""
-    seen: dict[str, int] = {}
+def _write_outputs(model: LoadedModel, path: Path, score: Any, amap: np.ndarray, out: Path, name: str,
+                   thr: float | None) -> dict[str, Any]:
+    from miad.visual import save_mask, save_overlay
+
+    pix_thr = model.pixel_threshold
+    (out / "overlays" / name).parent.mkdir(parents=True, exist_ok=True)
+    save_overlay(path, amap, out / "overlays" / name, model.color_range())
+    if pix_thr is not None:
+        (out / "masks" / name).parent.mkdir(parents=True, exist_ok=True)
+        save_mask(path, amap > pix_thr, out / "masks" / name)
+    return {"image": str(path), "score": float(score), "threshold": thr,
+            "anomalous": None if thr is None else bool(score > thr), "overlay": f"overlays/{name}",
+            "mask": f"masks/{name}" if pix_thr is not None else None, "error": None}
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """Output file names (.png): each input's path relative to the common parent of all inputs, so `a/x.png` and
+    `b/x.png` never collide; `x.jpg` beside `x.png` becomes `x.jpg.png` (then a counter, should that exist)."""
+    import os
+
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    parent = Path(os.path.commonpath([p.parent for p in absolute]))
+    used: set[str] = set()
     names = {}
-    for p in paths:
-        k = seen.get(p.stem, 0)
-        seen[p.stem] = k + 1
-        names[p] = p.stem if k == 0 else f"{p.stem}-{k}"
+    for p, a in zip(paths, absolute):
+        rel = a.relative_to(parent).as_posix()
+        candidates = [Path(rel).with_suffix(".png").as_posix(), f"{rel}.png"]
+        candidates += [f"{rel}-{k}.png" for k in range(1, len(paths) + 1)]  # a free one always exists
+        name = next(c for c in candidates if c not in used)
+        used.add(name)
+        names[p] = name
     return names
 
 
@@ -151,9 +180,9 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], model: LoadedModel) -> 
     from miad.runconfig import write_json_atomic, write_text_atomic
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["image", "score", "threshold", "anomalous", "overlay", "mask"])
+    writer = csv.DictWriter(buf, fieldnames=["image", "score", "threshold", "anomalous", "overlay", "mask", "error"])
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(out / "predictions.csv", buf.getvalue())
+    write_text_atomic(out / "predictions.csv", buf.getvalue(), errors="surrogateescape")  # any file name's bytes
     write_json_atomic(out / "predictions.json", {"method": model.name, "pixel_threshold": model.pixel_threshold,
                                                  "predictions": rows})

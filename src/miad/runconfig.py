@@ -43,9 +43,10 @@ def split(samples: Sequence[Sample], which: str) -> list[Sample]:
     return [s for s in samples if s.split == which]
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, errors: str = "strict") -> None:
+    """UTF-8; errors="surrogateescape" writes file names that are not UTF-8 back as their own bytes."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors=errors)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

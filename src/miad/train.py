@@ -216,15 +216,28 @@ def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
     }, path)
 
 
+def read_resume_state(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """The per-epoch state in `path`; an unreadable one says which folder to delete to start over."""
+    from miad.checkpoint import read_torch
+
+    state = read_torch(path, what="resume state", fix=f"delete {path.parent} to start training over", mmap=mmap)
+    if not isinstance(state, dict) or not isinstance(state.get("history"), list):
+        raise TrainingError(f"{path} is not a miad resume state; delete {path.parent} to start training over")
+    return state
+
+
 def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dict[str, float]]]:
     if path is None or not path.is_file():
         return 0, []
-    from miad.checkpoint import read_torch
-
-    state = read_torch(path)
-    det.model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    state = read_resume_state(path)
+    try:
+        det.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise TrainingError(f"resume state {path} does not fit this {det.name} model ({first}); it was saved with "
+                            f"other settings: delete {path.parent} to start training over") from None
     torch.set_rng_state(state["rng_torch"])
     if state["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng_cuda"])

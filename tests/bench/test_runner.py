@@ -73,6 +73,21 @@ def test_a_run_folder_of_another_config_is_refused(bench_run, bench_tree: Path) 
     assert (bench_run.out / "benchmark.json").read_text().count('"ref_ae.epochs": 6') == 1  # nothing rewritten
 
 
+def test_a_run_folder_of_a_changed_data_set_is_refused(tmp_path: Path) -> None:
+    """Same path, more images: the finished runs would be stale, so the benchmark refuses to reuse them."""
+    from conftest import make_mvtec_tree
+
+    from miad.bench import run_benchmark
+
+    data = make_mvtec_tree(tmp_path / "data", "widget", n_train=6)
+    out = tmp_path / "out"
+    run_benchmark(str(data), methods=["ref_mean"], scenarios="widget", out=out, progress=False)
+    good = data / "widget" / "train" / "good"
+    (good / "extra.png").write_bytes((good / "000.png").read_bytes())
+    with pytest.raises(RunMismatchError, match=r"runs/ref_mean/widget/seed0.*widget/train/good: 6 files there, 7"):
+        run_benchmark(str(data), methods=["ref_mean"], scenarios="widget", out=out, progress=False)
+
+
 def test_unified_trains_one_model_on_all_categories(bench_tree: Path, tmp_path: Path) -> None:
     from miad.bench import run_benchmark
 

@@ -70,8 +70,10 @@ def test_broken_files_give_one_line_errors_naming_the_file(case, checkpoint, tmp
         full = tmp_path / ("full.jpg" if "jpeg" in case else "full.png")
         Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)).save(full)
         path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    assert _predict(checkpoint, [path], tmp_path / "out") == 1
+    assert _predict(checkpoint, [path], tmp_path / "out") == 3  # exit 3: some inputs failed, rows still written
     assert str(path) in _err(capsys)
+    assert [(r["image"], r["score"]) for r in _rows(tmp_path / "out")] == [(str(path), "")]
+    assert str(path) in _rows(tmp_path / "out")[0]["error"]
 
 
 def test_missing_input_and_unicode_paths(checkpoint, tmp_path, capsys):

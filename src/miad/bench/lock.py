@@ -1,4 +1,4 @@
-"""One benchmark per output folder: an exclusive `flock` on `OUT/.lock`.
+"""One benchmark (or `miad train`) per output folder: an exclusive `flock` on `OUT/.lock`.
 
 The kernel drops a flock when its process dies (even by SIGKILL), so a killed benchmark never leaves a stale
 lock behind, unlike a pid file. The holder's pid is written into the file only to make the refusal readable.
@@ -21,14 +21,18 @@ class BenchmarkLockedError(MiadError, RuntimeError):
 
 
 class BenchmarkLock:
-    """`with BenchmarkLock(out):` holds OUT/.lock for the block; a second holder is refused at once."""
+    """`with BenchmarkLock(out):` holds OUT/.lock for the block; a second holder is refused at once.
+    `what` names the kind of process in the refusal (`miad train` takes the same lock on its --out)."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, what: str = "benchmark") -> None:
         self.out = Path(out)
+        self.what = what
         self.path = self.out / LOCK_NAME
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise MiadError(f"--out {self.out} is an existing file, not a folder; pass a folder path")
         self.out.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -37,7 +41,7 @@ class BenchmarkLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise BenchmarkLockedError(
-                f"another benchmark{holder} is writing to {self.out} (it holds {self.path}); wait for it to "
+                f"another {self.what}{holder} is writing to {self.out} (it holds {self.path}); wait for it to "
                 "finish or pass another --out"
             ) from None
         os.ftruncate(fd, 0)

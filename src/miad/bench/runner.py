@@ -44,6 +44,7 @@ class Context:
     progress: BenchProgress
     bars: bool  # per-epoch tqdm bars (only on a terminal)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
+    fingerprints: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)  # by category set
 
 
 @dataclass
@@ -106,15 +107,29 @@ def _write_invocation(out: Path, data: str, root: Path, names, specs, preset, se
 
 
 def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
-    """What makes a run the same run; JSON round-tripped so that it compares equal to what is read back."""
+    """What makes a run the same run; JSON round-tripped so that it compares equal to what is read back.
+    `data` fingerprints the files the run reads (images and masks of its categories), so a data set that got
+    more or other images under the same path is not mistaken for the one the results came from."""
+    from miad.data.fingerprint import data_fingerprint, sample_files
+
+    cats = set(spec.categories)
+    key = tuple(sorted(cats))
+    if key not in ctx.fingerprints:
+        files = sample_files([s for s in ctx.samples if s.category in cats])
+        ctx.fingerprints[key] = data_fingerprint(ctx.data_root, files)
     return json.loads(json.dumps({
         "method": spec.method, "setting": spec.setting, "seed": spec.seed, "data_root": str(ctx.data_root),
-        "categories": list(spec.categories), "config": spec.config.to_dict(),
+        "categories": list(spec.categories), "data": ctx.fingerprints[key], "config": spec.config.to_dict(),
     }))
 
 
 def _check_identity(run_dir: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
-    diffs = [k for k in wanted if k != "config" and found.get(k) != wanted[k]]
+    from miad.data.fingerprint import fingerprint_difference
+
+    diffs = [k for k in wanted if k not in ("config", "data") and found.get(k) != wanted[k]]
+    data_diff = fingerprint_difference(found.get("data"), wanted["data"])
+    if data_diff:
+        diffs.append(f"data ({data_diff})")
     old, new = found.get("config", {}), wanted["config"]
     diffs += [f"config.{k} ({old.get(k)!r} there, {new.get(k)!r} now)" for k in sorted(set(old) | set(new))
               if old.get(k) != new.get(k)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -20,3 +21,17 @@ def add_seed(p: argparse.ArgumentParser) -> None:
 
 def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def output_folder(path: str | Path) -> Path:
+    """--out as a folder (created); an existing file there is refused instead of failing in mkdir."""
+    from miad.errors import ConfigError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file, not a folder; pass a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the --out folder {out} ({exc.strerror}); pass a writable folder") from None
+    return out

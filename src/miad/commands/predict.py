@@ -1,12 +1,15 @@
 """`miad predict`: score new images with a checkpoint (model.pt, or an exported .onnx or OpenVINO .xml): per image
-the score, the decision at the held-out normal threshold (or --threshold), a heat-map overlay and a binary mask."""
+the score, the decision at the held-out normal threshold (or --threshold), a heat-map overlay and a binary mask.
+An unreadable image gets a row with its error and the exit status 3; the other images are scored and written."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
-from miad.commands._common import add_device
+from miad.commands._common import add_device, output_folder
+
+EXIT_SOME_FAILED = 3  # some inputs could not be read; every other one was scored and written
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from miad.inference import expand_inputs, open_model, predict_paths
 
     model = open_model(args.checkpoint, device=str(resolve_device(args.device)))
-    paths = expand_inputs(args.inputs)
-    rows = predict_paths(model, paths, Path(args.out), threshold=args.threshold, batch_size=args.batch_size)
+    out = output_folder(args.out)
+    paths = expand_inputs(args.inputs, exclude=out)
+    rows = predict_paths(model, paths, out, threshold=args.threshold, batch_size=args.batch_size)
+    failed = [r for r in rows if r["error"]]
     flagged = sum(1 for r in rows if r["anomalous"])
     thr = rows[0]["threshold"] if rows else None
-    print(f"{len(rows)} images scored with {model.name}; {flagged} anomalous at threshold "
+    print(f"{len(rows) - len(failed)} images scored with {model.name}; {flagged} anomalous at threshold "
           f"{'none' if thr is None else f'{thr:.6g}'}")
-    print(f"wrote {args.out}/predictions.csv, predictions.json, overlays/, masks/")
+    print(f"wrote {out}/predictions.csv, predictions.json, overlays/, masks/")
+    if failed:  # stderr's error handler escapes any byte of a file name
+        print(f"error: {len(failed)} of {len(rows)} inputs could not be scored (rows with an error in "
+              f"predictions.csv); the first: {failed[0]['error']}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     return 0

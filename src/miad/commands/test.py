@@ -4,10 +4,9 @@ threshold next to the oracle F1-max); with `--out`, also per-image scores (CSV) 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from miad.commands._common import add_device, add_loader
+from miad.commands._common import add_device, add_loader, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     det = load(args.checkpoint, device=_device(args.device))
     scenario = args.scenario or (",".join(det.trained_on) if det.trained_on else "all")
     test = split(load_samples(args.data, scenario), "test")
-    out = Path(args.out) if args.out else None
+    out = output_folder(args.out) if args.out else None
     ev = evaluate_detector(det, test, batch_size=args.batch_size, num_workers=args.num_workers,
                            maps_path=out / "maps.npz" if out else None, threshold=args.threshold)
     f1_thr = f1_at_thresholds(ev.rows)

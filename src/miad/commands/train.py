@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
-from miad.commands._common import add_device, add_loader, add_seed
+from miad.commands._common import add_device, add_loader, add_seed, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (JSON or string)")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--out", required=True, help="output folder (model.pt, config.yaml, history.json)")
+    p.add_argument("--restart", action="store_true",
+                   help="train from scratch even if --out holds a resume state or a model of another run")
     add_device(p)
     add_loader(p)
     add_seed(p)
@@ -27,30 +30,74 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miad import distributed
-    from miad.registry import create
-    from miad.runconfig import load_samples, resolve_overrides, split, write_json_atomic, write_resolved_config
+    from miad.bench.lock import BenchmarkLock
+    from miad.data.index import resolve_data_root
+    from miad.registry import get_method, make_config
+    from miad.runconfig import load_samples, resolve_overrides, split
+    from miad.train_out import training_identity
 
     device = distributed.init_from_env(args.device)  # torchrun: one process per GPU, rank 0 writes
     main = distributed.is_main()
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
-    det = create(args.method, args.preset, **overrides)
-    samples = load_samples(args.data, args.scenario)
-    train = split(samples, "train")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    config = make_config(args.method, args.preset, **overrides)
+    root = resolve_data_root(args.data)
+    train = split(load_samples(str(root), args.scenario), "train")
+    out = output_folder(args.out)
+    wanted = training_identity(args.method, config, train, root)
+    with contextlib.ExitStack() as stack:
+        if main:  # rank 0 alone holds the lock and decides; the other ranks follow its decision
+            stack.enter_context(BenchmarkLock(out, what="`miad train` or benchmark"))
+        plan = _decide(out, wanted, args.restart, main)
+        if plan.finished:
+            if main:
+                print(f"already trained: {out / 'model.pt'}; pass --restart to train again")
+            return 0
+        det = get_method(args.method)(config)  # built only now: loading pretrained weights takes a while
+        return _fit_and_write(args, det, train, out, wanted, plan, device, main)
+
+
+def _decide(out: Path, wanted: dict, restart: bool, main: bool):
+    """Rank 0's plan for --out (resume, start, or keep the finished model), shared with every rank."""
+    from miad import distributed
+    from miad.errors import MiadError
+    from miad.train_out import Plan, plan_training
+
+    decision: Plan | str
+    try:
+        decision = plan_training(out, wanted, restart) if main else Plan(False)
+    except MiadError as exc:
+        decision = str(exc)
+    decision = distributed.broadcast_from_main(decision)
+    if isinstance(decision, str):
+        from miad.train_out import RunFolderError
+
+        raise RunFolderError(decision)
+    return decision
+
+
+def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool) -> int:
+    from miad import distributed
+    from miad.checkpoint import save_checkpoint
+    from miad.runconfig import write_json_atomic, write_resolved_config
+    from miad.train_out import STATE_DIR, finish
+
     if main:
-        write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
-                              world_size=distributed.world_size())
-        cats = sorted({s.category for s in train})
-        print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {', '.join(cats)}")
+        cats = ", ".join(wanted["scenarios"])
+        print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {cats}")
+        if plan.resume_after:
+            print(f"resuming from {out / STATE_DIR}: {plan.resume_after} of {det.config.epochs} epochs done")
     t0 = time.perf_counter()
-    det.fit(train, device=device, state_dir=str(out / "state"), num_workers=args.num_workers, progress=main)
+    det.fit(train, device=device, state_dir=str(out / STATE_DIR), num_workers=args.num_workers, progress=main)
     seconds = time.perf_counter() - t0
     if not main:
         return 0
-    det.save(str(out / "model.pt"))
+    # model.pt last: it marks the run finished (with its identity), then the resume state goes
     write_json_atomic(out / "history.json", {"fit_seconds": seconds, "epochs": det.history,
                                              "trained_on": det.trained_on})
+    write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
+                          world_size=distributed.world_size())
+    save_checkpoint(det, out / "model.pt", identity=wanted)
+    finish(out)
     thr = f"{det.threshold:.6g}" if det.threshold is not None else "none (no held-out images)"
     print(f"fitted in {seconds:.1f} s; threshold from held-out normal images: {thr}")
     print(f"wrote {out / 'model.pt'}")

@@ -29,12 +29,15 @@ def detect_format(root: str | Path) -> str:
     is still MVTec-like, so the error names the missing `train/good` instead of a generic folder-set problem).
     """
     path = as_root(root)
-    candidates = [path, *list_subfolders(path)]
 
     def mvtec_like(c: Path) -> bool:
         return (c / "train" / GOOD).is_dir() or ((c / "test").is_dir() and (c / "ground_truth").is_dir())
 
-    return "mvtec" if any(mvtec_like(c) for c in candidates) else "folder"
+    try:
+        return "mvtec" if any(mvtec_like(c) for c in [path, *list_subfolders(path)]) else "folder"
+    except PermissionError as exc:
+        raise DataError(f"{exc.filename or path}: permission denied while detecting the data format of {path}; "
+                        "make it readable (chmod u+rx) or move it out of the data folder") from None
 
 
 def index_dataset(
