@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
-from parity import assert_parity
+from parity import assert_parity, assert_values_parity
 
 from miad.cli import main
 from miad.data.index import index_dataset
@@ -75,3 +76,24 @@ def test_onnx_export_parity(name, tree, tmp_path):
     model = open_model(onnx_path)
     assert_parity(model.run(images), (ref.image_score.numpy(), ref.anomaly_map.numpy()), det.threshold,
                   model.pixel_threshold, f"{name} onnx")
+
+
+@pytest.mark.parametrize("fmt,name", [("onnx", "model.onnx"), ("openvino", "model.xml")])
+def test_predict_with_an_exported_file_gives_the_checkpoint_scores(fmt, name, tree, tmp_path, capsys):
+    pytest.importorskip("openvino" if fmt == "openvino" else "onnxruntime")
+    det, _ = _fit("ref_mean", tree)
+    ckpt = tmp_path / "model.pt"
+    det.save(str(ckpt))
+    exported = tmp_path / name
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(exported)]) == 0
+    assert "checked against the checkpoint at batch sizes 1 and 3" in capsys.readouterr().out
+    rows = {}
+    for model in (ckpt, exported):
+        out = tmp_path / f"pred-{model.suffix[1:]}"
+        args = ["predict", "--checkpoint", str(model), str(tree / "widget" / "test"), "--out", str(out)]
+        assert main([*args, "--batch-size", "4"]) == 0  # 6 images: a partial last batch
+        rows[model.suffix] = list(csv.DictReader((out / "predictions.csv").open()))
+    got, want = rows[exported.suffix], rows[".pt"]
+    assert [r["image"] for r in got] == [r["image"] for r in want]
+    assert_values_parity(np.array([float(r["score"]) for r in got]), np.array([float(r["score"]) for r in want]),
+                         det.threshold, f"predict with {name}")
