@@ -43,8 +43,10 @@ def samples():
 
 
 def _fitted(method: str, preset: str, train) -> object:
-    if method == "patchcore":  # every training vector in the bank: several chunks, no coreset time
-        overrides, n_train = {"coreset_ratio": 1.0}, (5 if preset == "quick" else 9)
+    if method == "patchcore":  # every training vector in the bank (no coreset time): 4 x 40 x 40 = 6,400 rows for
+        # quick, 14 x 28 x 28 = 10,976 for paper; a plan sized from the export batch (the bug: 5,242 and 10,700 rows
+        # a chunk) cut both into chunks too
+        overrides, n_train = {"coreset_ratio": 1.0}, (5 if preset == "quick" else 15)
     else:  # one optimiser step on 2 images (the 3rd is the held-out image for thresholds)
         overrides, n_train = {"epochs": 1, "batch_size": 2}, 3
     det = create(method, preset, pretrained=preset == "quick", **overrides)
@@ -56,8 +58,11 @@ def _fitted(method: str, preset: str, train) -> object:
     return det
 
 
-def _images(det, test, n: int) -> torch.Tensor:
-    ds = det.dataset(test[:n])
+def _images(det, train, test, n: int) -> torch.Tensor:
+    """n images: the first training images interleaved with test images. A training image's patches are in
+    PatchCore's bank (distance 0), so a search that skips part of the bank changes its map at once."""
+    picked = [s for pair in zip(train[:4], test) for s in pair] + test[4 : n - 4]
+    ds = det.dataset(picked[:n])
     return torch.stack([ds[i]["image"] for i in range(n)])
 
 
@@ -68,9 +73,10 @@ def test_exports_match_the_checkpoint_at_every_batch_size(method, preset, sample
     ckpt = tmp_path / "model.pt"
     det.save(str(ckpt))
     loaded = load(ckpt, device="cpu")
-    images = _images(loaded, test, max(BATCHES))
+    images = _images(loaded, train, test, max(BATCHES))
     ref = loaded.predict(images)
     want = (ref.image_score.numpy(), ref.anomaly_map.numpy())
+    scales = (float(np.abs(want[0]).max()), float(np.abs(want[1]).max()))  # tolerances relative to the whole set
     original, again = det.predict(images[:2]), loaded.predict(images[:2])  # the checkpoint round trip is exact
     assert torch.equal(original.image_score, again.image_score) and torch.equal(original.anomaly_map, again.anomaly_map)
     for fmt, name in FORMATS.items():
@@ -81,7 +87,7 @@ def test_exports_match_the_checkpoint_at_every_batch_size(method, preset, sample
         for batch in BATCHES:
             got = run(images[:batch].numpy())
             assert_parity(got, tuple(w[:batch] for w in want), det.threshold, pixel_threshold,
-                          f"{method}/{preset} {fmt} batch {batch}")
+                          f"{method}/{preset} {fmt} batch {batch}", scales)
         if preset == "quick":
             _predict_paths_parity(ckpt, path, test, tmp_path / fmt, f"{method} {fmt}")
 
@@ -95,7 +101,8 @@ def _predict_paths_parity(ckpt, exported, test, out, where: str) -> None:
     for batch in PREDICT_BATCHES:
         got_names, got = _scores(model, paths[: batch + 1], out / f"b{batch}", batch)
         assert got_names == names[: batch + 1]
-        assert_values_parity(got, reference[: batch + 1], model.threshold, f"{where} predict --batch-size {batch}")
+        assert_values_parity(got, reference[: batch + 1], model.threshold, f"{where} predict --batch-size {batch}",
+                             float(np.abs(reference).max()))
 
 
 def _scores(model, paths, out, batch: int) -> tuple[list[str], np.ndarray]:
