@@ -124,7 +124,9 @@ def test_a_failing_run_is_recorded_and_retried(bench_tree: Path, tmp_path: Path,
     first = run_benchmark(str(bench_tree), methods=["ref_mean"], out=tmp_path, progress=False)
     assert len(first.failed) == 1 and "runs/ref_mean/gadget/seed0: gadget: simulated" in first.failed[0]
     error = json.loads((tmp_path / "runs/ref_mean/gadget/seed0/error.json").read_text())
-    assert error == {"error": "gadget: simulated unreadable image", "type": "DataError"}
+    assert {k: error[k] for k in ("error", "type")} == {"error": "gadget: simulated unreadable image",
+                                                         "type": "DataError"}
+    assert error["host"] and error["claim"]  # which worker failed it
     assert {r["category"] for r in first.rows if r["scope"] == "category"} == {"widget"}
     assert "1 run(s) failed" in (tmp_path / "report.html").read_text()
 
