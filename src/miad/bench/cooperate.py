@@ -27,8 +27,9 @@ def work_through(specs: list[RunSpec], ctx: Any, run_one: Callable[[RunSpec, Any
     # Failures recorded before this worker started are retried (once: a retry's failure is a new record).
     retry = {s.rel_dir: _failure_record(ctx.out / s.rel_dir) for s in specs}
     shown = {s.rel_dir for s in specs if _settled(s, ctx, retry)}
-    for spec in specs:
+    for i, spec in enumerate(specs):
         if spec.rel_dir in shown:
+            ctx.progress.at(i)
             ctx.progress.skip_run(spec.method, spec.setting, spec.seed)
     if len(shown) == len(specs):
         return [], _write_outputs(ctx)
@@ -38,6 +39,7 @@ def work_through(specs: list[RunSpec], ctx: Any, run_one: Callable[[RunSpec, Any
         pending = [s for s in specs if not _settled(s, ctx, retry)]
         for spec in (s for s in specs if s.rel_dir not in shown and s not in pending):
             shown.add(spec.rel_dir)  # settled by another worker
+            ctx.progress.at(specs.index(spec))
             ctx.progress.skip_run(spec.method, spec.setting, spec.seed, "settled by another worker")
         if not pending:
             return failed, outputs
@@ -51,9 +53,10 @@ def work_through(specs: list[RunSpec], ctx: Any, run_one: Callable[[RunSpec, Any
                     continue
                 did += 1
                 shown.add(spec.rel_dir)
+                ctx.progress.at(specs.index(spec))
                 failure = _run_claimed(spec, ctx, claim, run_one)
             failed += [failure] if failure else []
-            if all(_settled(s, ctx, retry) for s in specs) and (ctx.out / "runs").exists():
+            if all(_settled(s, ctx, retry) for s in specs):
                 outputs = _write_outputs(ctx)  # this worker settled the last run: the tables are complete
         if not did:
             time.sleep(poll)  # the rest is claimed by live workers: watch for them to finish or die

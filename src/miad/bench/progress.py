@@ -53,6 +53,10 @@ class BenchProgress:
     def _label(self, method: str, setting: str, seed: int) -> str:
         return f"[{self.index}/{self.total}] {method} / {setting} / seed {seed}"
 
+    def at(self, position: int) -> None:
+        """The next run shown is the plan's run number position + 1 (workers take runs in any order)."""
+        self.index = position
+
     def note(self, text: str) -> None:
         self._print(text)
 
