@@ -90,6 +90,7 @@ def _run_claimed(spec: RunSpec, ctx: Any, claim: Any, run_one: Callable[[RunSpec
     from miad.bench.claims import ClaimLostError
 
     if claim.took_over:
+        ctx.progress.log_to(ctx.out / spec.rel_dir / "run.log")
         ctx.progress.note(f"{spec.rel_dir}: its worker stopped (dead or silent for {claim.interval * 6:.0f} s); "
                           "taking the run over")
     ctx.claim = claim

@@ -17,12 +17,16 @@ from typing import Any
 from miad.errors import MiadError
 
 
-def _submitit() -> Any:
+def check_executor(cluster: str = "slurm") -> Any:
+    """submitit, once it and (for SLURM) `sbatch` are known to be there; else a one-line error with the fix."""
     try:
         import submitit
     except ImportError:
         raise MiadError("--executor slurm needs submitit, which is not installed; run "
                         "`pip install 'miad[cluster]'` (or `pip install submitit`)") from None
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise MiadError("--executor slurm: no `sbatch` on PATH; submit from a SLURM login node, or run the "
+                        "workers on this machine with --jobs N (without --executor slurm)")
     return submitit
 
 
@@ -33,10 +37,7 @@ def submit_workers(out: Path, jobs: int, partition: str | None = None, gpus_per_
 
     cluster: "slurm", or "local" (submitit's local executor: the same jobs as processes on this machine).
     """
-    submitit = _submitit()
-    if cluster == "slurm" and shutil.which("sbatch") is None:
-        raise MiadError("--executor slurm: no `sbatch` on PATH; submit from a SLURM login node, or run the "
-                        "workers on this machine with --jobs N (without --executor slurm)")
+    submitit = check_executor(cluster)
     out = Path(out).resolve()
     executor = submitit.AutoExecutor(folder=out / "slurm" / "%j", cluster=cluster)
     executor.update_parameters(

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
                 unified=args.unified, out=args.out, overrides=overrides, device=args.device,
                 progress=not args.quiet, num_workers=args.num_workers)
     if args.executor == "slurm":
-        from miad.bench.slurm import _submitit, submit_workers
+        from miad.bench.slurm import check_executor, submit_workers
 
-        _submitit()  # a missing submitit is reported before the data is indexed
+        check_executor()  # a missing submitit or sbatch is reported before anything is indexed or written
         ctx, _ = prepare_benchmark(**plan)
         jobs = submit_workers(ctx.out, args.jobs, args.partition, args.gpus_per_job, args.time_limit,
                               args.device, args.num_workers)
