@@ -160,3 +160,32 @@ def test_another_command_on_the_folder_is_refused_naming_the_difference(three_jo
     assert "belongs to another benchmark command" in err and "runs only here: runs/unet_ae/gadget/seed2" in err
     assert (out / "benchmark.json").read_text() == before
     assert not (out / "runs/unet_ae/gadget/seed2").exists()
+
+
+@pytest.mark.slow
+def test_a_silent_worker_is_presumed_dead_on_the_readers_clock_and_abandons_the_run(bench_tree, tmp_path) -> None:
+    """SIGSTOP freezes a worker and its heartbeat (its PID stays alive): the other worker takes the run over after
+    the timeout; woken up, the frozen one sees the newer claim, leaves the run to it and exits cleanly."""
+    out = tmp_path / "out"
+    flags = ["--methods", "unet_ae", "--scenarios", "gadget", "--seeds", "0", "--set", "epochs=12"]
+    env = _env(MIAD_CLAIM_TIMEOUT_S="2")
+    frozen = _benchmark(bench_tree, out, *flags, env=env)
+    run_dir = out / "runs/unet_ae/gadget/seed0"
+    deadline = time.monotonic() + 120
+    while not (run_dir / "state" / "train_state.pt").is_file():
+        assert time.monotonic() < deadline and frozen.poll() is None
+        time.sleep(0.02)
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        taker = _benchmark(bench_tree, out, *flags, env=env)
+        while 1 not in generations(run_dir) and not (run_dir / "result.json").exists():
+            assert time.monotonic() < deadline and taker.poll() is None
+            time.sleep(0.02)
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    _finish(taker)
+    frozen_output = _finish(frozen)
+    result = read_result(run_dir / "result.json")
+    assert result["resumed_after_epoch"] >= 1 and len(result["history"]) == 12
+    assert "taken over by another worker" in frozen_output
+    assert "taking the run over" in (run_dir / "run.log").read_text() and generations(run_dir) == []
