@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: workers on this machine; slurm: submit --jobs worker jobs through submitit")
     p.add_argument("--partition", help="SLURM partition (--executor slurm)")
-    p.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per SLURM job, one worker each (default 1)")
+    p.add_argument("--gpus-per-job", type=_count, default=1,
+                   help="GPUs per SLURM job, one worker each (default 1; 0: one CPU worker per job)")
     p.add_argument("--time-limit", type=_positive, default=24 * 60, metavar="MINUTES",
                    help="SLURM time limit per job in minutes (default 1440); a job cut off mid-run is resumed by "
                         "another")
@@ -59,12 +60,19 @@ def _seeds(text: str) -> list[int]:
 
 
 def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number (0, 1, 2, ...), got {text!r}")
     return value
 
 
