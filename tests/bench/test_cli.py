@@ -38,3 +38,16 @@ def test_bad_seed_lists_are_rejected(seeds: str, tmp_path: Path, capsys) -> None
     with pytest.raises(SystemExit) as exc:
         main(["benchmark", "--data", "x", "--seeds", seeds, "--out", str(tmp_path)])
     assert exc.value.code == 2 and "seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--jobs", "0"], ["--jobs", "x"], ["--gpus-per-job", "-1"], ["--time-limit", "0"],
+                                   ["--executor", "pbs"]])
+def test_bad_worker_options_are_rejected(flags: list[str], tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--data", "x", *flags, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and flags[0] in capsys.readouterr().err
+
+
+def test_data_is_required_unless_report_only(tmp_path: Path, capsys) -> None:
+    assert main(["benchmark", "--out", str(tmp_path)]) == 1
+    assert "--data is required" in capsys.readouterr().err

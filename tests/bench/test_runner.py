@@ -139,7 +139,9 @@ def test_a_failing_run_is_recorded_and_retried(bench_tree: Path, tmp_path: Path,
     first = run_benchmark(str(bench_tree), methods=["ref_mean"], out=tmp_path, progress=False)
     assert len(first.failed) == 1 and "runs/ref_mean/gadget/seed0: gadget: simulated" in first.failed[0]
     error = json.loads((tmp_path / "runs/ref_mean/gadget/seed0/error.json").read_text())
-    assert error == {"error": "gadget: simulated unreadable image", "type": "DataError"}
+    assert {k: error[k] for k in ("error", "type")} == {"error": "gadget: simulated unreadable image",
+                                                         "type": "DataError"}
+    assert error["host"] and error["claim"]  # which worker failed it
     assert {r["category"] for r in first.rows if r["scope"] == "category"} == {"widget"}
     assert "1 run(s) failed" in (tmp_path / "report.html").read_text()
 
@@ -150,3 +152,21 @@ def test_a_failing_run_is_recorded_and_retried(bench_tree: Path, tmp_path: Path,
     assert second.failed == [] and not (tmp_path / "runs/ref_mean/gadget/seed0/error.json").exists()
     assert not stale.exists()
     assert {r["category"] for r in second.rows if r["scope"] == "category"} == {"gadget", "widget"}
+
+
+def test_the_folder_command_is_recorded_once_and_another_is_named(tmp_path: Path) -> None:
+    from miad.bench.command import CommandMismatchError, adopt_command
+
+    plan = [{"run": "runs/a/x/seed0", "categories": ["x"], "config": {"epochs": 3, "lr": 0.1}}]
+    adopt_command(tmp_path, {"data": "d1"}, plan)
+    adopt_command(tmp_path, {"data": "elsewhere"}, plan)  # the data path is recorded, not compared
+    assert json.loads((tmp_path / "benchmark.json").read_text())["data"] == "d1"
+    other = [{**plan[0], "config": {"epochs": 4, "lr": 0.1}}, {**plan[0], "run": "runs/a/y/seed0"}]
+    with pytest.raises(CommandMismatchError) as err:
+        adopt_command(tmp_path, {"data": "d1"}, other)
+    message = str(err.value)
+    assert "runs only here: runs/a/y/seed0" in message and "runs/a/x/seed0: config.epochs (3 there, 4 now)" in message
+    assert str(tmp_path / "benchmark.json") in message and "\n" not in message
+    (tmp_path / "benchmark.json").write_text('{"data": "d0", "runs": []}')  # an older miad's record: replaced
+    adopt_command(tmp_path, {"data": "d1"}, other)
+    assert json.loads((tmp_path / "benchmark.json").read_text())["plan"][0]["config"]["epochs"] == 4

@@ -154,8 +154,8 @@ def test_truncated_resume_state_names_the_folder_to_delete(two_cats, tmp_path, c
 
 HOLDER = """
 import sys, time
-from miad.bench.lock import BenchmarkLock
-BenchmarkLock(sys.argv[1]).acquire()
+from miad.folder_lock import FolderLock
+FolderLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)
 """

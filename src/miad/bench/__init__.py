@@ -11,7 +11,7 @@ __all__ = ["BenchmarkResult", "run_benchmark", "write_outputs"]
 
 
 def __getattr__(name: str):
-    # Lazy, so that `miad.bench.lock` and the table code import without the runner's dependencies.
+    # Lazy, so that `miad.bench.claims` and the table code import without the runner's dependencies.
     if name in ("BenchmarkResult", "run_benchmark"):
         from miad.bench import runner
 

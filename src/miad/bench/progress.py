@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, TextIO
 
 
@@ -35,21 +36,34 @@ class BenchProgress:
         self.t_start = time.perf_counter()
         self.current: dict[str, Any] | None = None
         self.index = 0
+        self.log: TextIO | None = None
 
     def _print(self, text: str) -> None:
         if self.enabled:
             print(text, file=self.stream, flush=True)
+        if self.log is not None:
+            print(text, file=self.log, flush=True)
+
+    def log_to(self, path: Path | None) -> None:
+        """Also append the lines to `path` (a run's own log) until the next call; None stops."""
+        if self.log is not None:
+            self.log.close()
+        self.log = open(path, "a", encoding="utf-8") if path is not None else None  # noqa: SIM115
 
     def _label(self, method: str, setting: str, seed: int) -> str:
         return f"[{self.index}/{self.total}] {method} / {setting} / seed {seed}"
 
+    def at(self, position: int) -> None:
+        """The next run shown is the plan's run number position + 1 (workers take runs in any order)."""
+        self.index = position
+
     def note(self, text: str) -> None:
         self._print(text)
 
-    def skip_run(self, method: str, setting: str, seed: int) -> None:
+    def skip_run(self, method: str, setting: str, seed: int, why: str = "finished earlier, kept") -> None:
         self.index += 1
-        self.pending.pop(0)
-        self._print(f"{self._label(method, setting, seed)}: finished earlier, kept")
+        self._drop(method)
+        self._print(f"{self._label(method, setting, seed)}: {why}")
 
     def start_run(self, method: str, setting: str, seed: int, epochs: int, resuming: bool = False) -> None:
         self.index += 1
@@ -75,16 +89,20 @@ class BenchProgress:
         cur = self.current
         if cur is not None:
             self.durations[cur["method"]].append(time.perf_counter() - cur["t0"])
-            self.pending.pop(0)
+            self._drop(cur["method"])
             self._print(f"{cur['label']}: {summary} | {self._eta_text(finished=True)}")
         self.current = None
 
     def fail_run(self, message: str) -> None:
         cur = self.current
         if cur is not None:
-            self.pending.pop(0)
+            self._drop(cur["method"])
             self._print(f"{cur['label']}: FAILED: {message} | {self._eta_text(finished=True)}")
         self.current = None
+
+    def _drop(self, method: str) -> None:
+        if method in self.pending:  # runs settle in any order when several workers share the folder
+            self.pending.remove(method)
 
     def _estimate(self, method: str) -> float | None:
         own = self.durations.get(method)
@@ -106,7 +124,9 @@ class BenchProgress:
 
     def eta_seconds(self, finished: bool = False) -> float | None:
         """Seconds left for the whole benchmark, or None while nothing is known to extrapolate from."""
-        later = self.pending if finished or self.current is None else self.pending[1:]
+        later = list(self.pending)
+        if not finished and self.current is not None and self.current["method"] in later:
+            later.remove(self.current["method"])
         left = 0.0 if finished else self._current_left()
         estimates = [self._estimate(m) for m in later]
         if left is None or any(e is None for e in estimates):

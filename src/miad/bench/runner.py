@@ -5,7 +5,10 @@ Each run owns `OUT/runs/<method>/<setting>/seed<k>/`: `run.json` (what it is: me
 and, last and atomically, `result.json`, which marks the run finished. Re-running the same command keeps
 finished runs and lets an unfinished one continue from its last finished epoch, so a killed benchmark loses at
 most one epoch. A run folder made with another config or data refuses to be reused instead of mixing results.
-`OUT/.lock` keeps a second benchmark out of the folder (see `miad.bench.lock`).
+
+Any number of workers (`--jobs`, SLURM jobs, or commands started by hand) cooperate on one folder when they run
+the same command (`miad.bench.command`): each claims the next unfinished run (`miad.bench.claims`), takes over the
+runs of dead holders, and the worker that settles the last run writes the tables. Each run logs to `run.log`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from miad.bench.lock import BenchmarkLock
 from miad.bench.plan import RunSpec, plan_runs, resolve_methods
 from miad.bench.progress import BenchProgress
 from miad.errors import MiadError
@@ -45,6 +47,7 @@ class Context:
     bars: bool  # per-epoch tqdm bars (only on a terminal)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
     fingerprints: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)  # by category set
+    claim: Any = None  # the Claim of the run this worker is doing
 
 
 @dataclass
@@ -60,34 +63,62 @@ def run_benchmark(
     data: str, methods: str | Sequence[str] = "all", scenarios: str | Sequence[str] = "all", preset: str = "quick",
     seeds: Sequence[int] | None = None, unified: bool = False, out: str | Path = "benchmark-out",
     overrides: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, num_workers: int = 0,
+    jobs: int = 1,
 ) -> BenchmarkResult:
-    """Run (or finish) the benchmark in `out` and write its results, tables, figure and report there."""
+    """Run (or finish, or help finish) the benchmark in `out` and write its results, tables, figure and report
+    there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress."""
+    t0 = time.perf_counter()
+    ctx, specs = prepare_benchmark(data, methods, scenarios, preset, seeds, unified, out, overrides, device,
+                                   progress, num_workers)
+    if jobs > 1:
+        from miad.bench.workers import run_local_workers
+
+        rows, outputs, failed = run_local_workers(ctx.out, specs, jobs, device, num_workers, progress)
+        return BenchmarkResult(ctx.out, rows, outputs, time.perf_counter() - t0, failed)
+    from miad.bench.cooperate import work_through
+
+    failed, outputs = work_through(specs, ctx, _run_or_keep)
+    if failed and len(failed) == len(specs):
+        raise MiadError(f"every run failed; the first: {failed[0]}")
+    if outputs is None:  # another worker settled the last run and wrote the tables
+        from miad.bench.results import collect_rows
+
+        rows, outputs = collect_rows(ctx.out, ctx.rows), {}
+    else:
+        rows, outputs = outputs
+    return BenchmarkResult(ctx.out, rows, outputs, time.perf_counter() - t0, failed)
+
+
+def prepare_benchmark(
+    data: str, methods: str | Sequence[str], scenarios: str | Sequence[str], preset: str,
+    seeds: Sequence[int] | None, unified: bool, out: str | Path, overrides: dict[str, Any] | None, device: str,
+    progress: bool, num_workers: int,
+) -> tuple[Context, list[RunSpec]]:
+    """Resolve the plan, check it against the folder (its command and its run folders) and record it there."""
+    from miad.bench.command import adopt_command
     from miad.data.index import categories_of, resolve_data_root
     from miad.detector import resolve_device
     from miad.runconfig import load_samples
 
-    t0 = time.perf_counter()
     out = Path(out).expanduser()
     names = resolve_methods(methods)
     root = resolve_data_root(data).resolve()  # absolute: scores.csv paths must join the manifest from anywhere
     samples = load_samples(str(root), scenarios)
     specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}))
-    with BenchmarkLock(out):
-        ctx = Context(out, root, samples, resolve_device(device), num_workers,
-                      BenchProgress([s.method for s in specs], enabled=progress),
-                      bars=progress and sys.stderr.isatty())
-        for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
-            _check_existing(spec, ctx)
-        _write_invocation(out, data, root, names, specs, preset, seeds, unified, overrides)
-        ctx.progress.note(f"data {root}: {len(samples)} images of {len(categories_of(samples))} categories; "
-                          f"{len(specs)} runs in {out}")
-        failed = [f for f in (_run_or_keep(spec, ctx) for spec in specs) if f]
-        if len(failed) == len(specs):
-            raise MiadError(f"every run failed; the first: {failed[0]}")
-        from miad.bench.outputs import write_outputs
+    ctx = Context(out, root, samples, resolve_device(device), num_workers,
+                  BenchProgress([s.method for s in specs], enabled=progress), bars=progress and sys.stderr.isatty())
+    for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
+        _check_existing(spec, ctx)
+    invocation = _invocation(data, root, names, categories_of(samples), specs, preset, seeds, unified, overrides)
+    adopt_command(out, invocation, [_plan_entry(s) for s in specs])
+    ctx.progress.note(f"data {root}: {len(samples)} images of {len(categories_of(samples))} categories; "
+                      f"{len(specs)} runs in {out}")
+    return ctx, specs
 
-        rows, outputs = write_outputs(out)
-    return BenchmarkResult(out, rows, outputs, time.perf_counter() - t0, failed)
+
+def _check_claim(ctx: Context) -> None:
+    if ctx.claim is not None:
+        ctx.claim.check()
 
 
 def _rebuild_results(ctx: Context) -> None:
@@ -96,14 +127,17 @@ def _rebuild_results(ctx: Context) -> None:
     write_results(ctx.out, collect_rows(ctx.out, ctx.rows))
 
 
-def _write_invocation(out: Path, data: str, root: Path, names, specs, preset, seeds, unified, overrides) -> None:
-    from miad.runconfig import write_json_atomic
+def _invocation(data: str, root: Path, names, categories, specs, preset, seeds, unified, overrides) -> dict:
+    return {
+        "data": str(data), "data_root": str(root), "methods": names, "scenarios": list(categories),
+        "preset": preset, "seeds": list(seeds) if seeds else None, "unified": unified,
+        "overrides": dict(overrides or {}), "runs": [s.rel_dir for s in specs],
+    }
 
-    write_json_atomic(out / "benchmark.json", {
-        "data": str(data), "data_root": str(root), "methods": names, "preset": preset,
-        "seeds": list(seeds) if seeds else None, "unified": unified, "overrides": dict(overrides or {}),
-        "runs": [s.rel_dir for s in specs],
-    })
+
+def _plan_entry(spec: RunSpec) -> dict[str, Any]:
+    """What the folder's command fixes about one run (the data is checked per run, see `_identity`)."""
+    return {"run": spec.rel_dir, "categories": list(spec.categories), "config": spec.config.to_dict()}
 
 
 def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
@@ -126,7 +160,9 @@ def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
 def _check_identity(run_dir: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
     from miad.data.fingerprint import fingerprint_difference
 
-    diffs = [k for k in wanted if k not in ("config", "data") and found.get(k) != wanted[k]]
+    # data_root is recorded, not compared: nodes may mount the data elsewhere; the fingerprint (relative paths,
+    # sizes, times) says whether it is the same data
+    diffs = [k for k in wanted if k not in ("config", "data", "data_root") and found.get(k) != wanted[k]]
     data_diff = fingerprint_difference(found.get("data"), wanted["data"])
     if data_diff:
         diffs.append(f"data ({data_diff})")
@@ -163,15 +199,20 @@ def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
     if (run_dir / "result.json").is_file():
         ctx.progress.skip_run(spec.method, spec.setting, spec.seed)
         return None
+    _check_existing(spec, ctx)  # another worker may have started it since this one checked the folder
     wanted = _identity(spec, ctx)
     write_json_atomic(run_dir / "run.json", wanted)
     (run_dir / "error.json").unlink(missing_ok=True)
     for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("state/.*.tmp")]:  # left by a killed process; we
-        stale.unlink(missing_ok=True)  # hold the lock, so no live writer owns them
+        stale.unlink(missing_ok=True)  # hold the run's claim, so no live writer owns them
+    ctx.progress.log_to(run_dir / "run.log")
     try:
         _execute(spec, ctx, run_dir, wanted)
     except MiadError as exc:
-        write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__})
+        _check_claim(ctx)  # a failure after a takeover is not this run's failure: the new holder goes on
+        holder = ctx.claim.info if ctx.claim is not None else {}
+        write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__,
+                                                   "host": holder.get("host"), "claim": holder.get("holder")})
         ctx.progress.fail_run(str(exc))
         return f"{run_dir}: {exc}"
     _rebuild_results(ctx)  # results.jsonl/csv grow as runs finish
@@ -209,6 +250,7 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
         "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    _check_claim(ctx)
     write_json_atomic(run_dir / "result.json", result)
     shutil.rmtree(state_dir, ignore_errors=True)  # finished runs never resume; paper-sized weights are large
     ctx.progress.end_run(_summary(result))
@@ -222,6 +264,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     this_process: list[dict[str, Any]] = []
 
     def on_epoch(row: dict[str, Any]) -> None:
+        _check_claim(ctx)  # taken over: stop training at once (the state of this epoch is saved)
         this_process.append(row)
         ctx.progress.epoch(row)
 

@@ -1,7 +1,10 @@
 """`miad benchmark`: every selected method on every selected scenario (and seed), then tables, figure and report.
 
 Re-running the same command keeps finished runs and resumes an unfinished one from its last finished epoch.
-`--set key=value` applies to every method; `--set method.key=value` to that method only.
+`--set key=value` applies to every method; `--set method.key=value` to that method only. Any number of workers
+(`--jobs N`, SLURM jobs with `--executor slurm`, or the same command started again by hand, on any machine that
+sees the folder) share one `--out`: each claims the next unfinished run. A different command on the folder is
+refused. `--report-only --out OUT` rebuilds the tables, figures and report from the finished runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from miad.errors import ConfigError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmark", help="run methods x scenarios x seeds and write tables and a report",
                        description=__doc__)
-    p.add_argument("--data", required=True, help="data root, or 'builtin' for the built-in mini-MIAD")
+    p.add_argument("--data", help="data root, or 'builtin' for the built-in mini-MIAD (required unless --report-only)")
     p.add_argument("--methods", default="all", help="'all' or a comma list (see `miad methods`)")
     p.add_argument("--scenarios", default="all", help="'all' or a comma list of categories")
     p.add_argument("--preset", default="quick", help="paper | quick")
@@ -28,6 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a config value (JSON or string); METHOD.KEY=VALUE for one method")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--jobs", type=_positive, default=1,
+                   help="worker processes on this machine (one per GPU, else cores/N threads each); with "
+                        "--executor slurm, the number of SLURM jobs")
+    p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: workers on this machine; slurm: submit --jobs worker jobs through submitit")
+    p.add_argument("--partition", help="SLURM partition (--executor slurm)")
+    p.add_argument("--gpus-per-job", type=_count, default=1,
+                   help="GPUs per SLURM job, one worker each (default 1; 0: one CPU worker per job)")
+    p.add_argument("--time-limit", type=_positive, default=24 * 60, metavar="MINUTES",
+                   help="SLURM time limit per job in minutes (default 1440); a job cut off mid-run is resumed by "
+                        "another")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rebuild results, tables, figures and report in --out from its finished runs")
     add_device(p)
     add_loader(p)
     p.set_defaults(func=run)
@@ -43,23 +59,68 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number (0, 1, 2, ...), got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    from miad.bench import run_benchmark
     from miad.bench.progress import format_duration
+    from miad.bench.runner import prepare_benchmark, run_benchmark
     from miad.runconfig import resolve_overrides
 
+    if args.report_only:
+        return _report_only(args.out)
+    if not args.data:
+        raise ConfigError("--data is required (a data root, or builtin); only --report-only works without it")
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size)
     if "seed" in overrides and args.seeds:
         raise ConfigError("--set seed=... and --seeds both given; pass the seeds with --seeds only")
-    result = run_benchmark(
-        args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
-        unified=args.unified, out=args.out, overrides=overrides, device=args.device, progress=not args.quiet,
-        num_workers=args.num_workers,
-    )
-    print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
-    for name, path in result.outputs.items():
-        print(f"  {name:20s} {path}")
+    plan = dict(data=args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
+                unified=args.unified, out=args.out, overrides=overrides, device=args.device,
+                progress=not args.quiet, num_workers=args.num_workers)
+    if args.executor == "slurm":
+        from miad.bench.slurm import check_executor, submit_workers
+
+        check_executor()  # a missing submitit or sbatch is reported before anything is indexed or written
+        ctx, _ = prepare_benchmark(**plan)
+        jobs = submit_workers(ctx.out, args.jobs, args.partition, args.gpus_per_job, args.time_limit,
+                              args.device, args.num_workers)
+        print(f"submitted {len(jobs)} SLURM job(s) ({', '.join(j.job_id for j in jobs[:3])}"
+              f"{' ...' if len(jobs) > 3 else ''}); their logs: {ctx.out / 'slurm'}; the tables appear in "
+              f"{ctx.out} when the last run finishes (or: miad benchmark --report-only --out {ctx.out})")
+        return 0
+    result = run_benchmark(**plan, jobs=args.jobs)
+    if result.outputs:
+        print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
+        for name, path in result.outputs.items():
+            print(f"  {name:20s} {path}")
+    else:
+        print(f"benchmark finished in {format_duration(result.seconds)}; the worker that finished the last run "
+              f"wrote the tables in {result.out}")
     return report_failures(result.failed)
+
+
+def _report_only(out: str) -> int:
+    from miad.bench.outputs import write_outputs
+
+    _, outputs = write_outputs(out)
+    print("rebuilt from the finished runs:")
+    for name, path in outputs.items():
+        print(f"  {name:20s} {path}")
+    return 0
 
 
 def report_failures(failed: list[str]) -> int:

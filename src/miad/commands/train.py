@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miad import distributed
-    from miad.bench.lock import BenchmarkLock
     from miad.data.index import resolve_data_root
+    from miad.folder_lock import FolderLock
     from miad.registry import get_method, make_config
     from miad.runconfig import load_samples, resolve_overrides, split
     from miad.train_out import training_identity
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = training_identity(args.method, config, train, root)
     with contextlib.ExitStack() as stack:
         if main:  # rank 0 alone holds the lock and decides; the other ranks follow its decision
-            stack.enter_context(BenchmarkLock(out, what="`miad train` or benchmark"))
+            stack.enter_context(FolderLock(out))
         plan = _decide(out, wanted, args.restart, main)
         if plan.finished:
             if main:

@@ -1,4 +1,5 @@
-"""One benchmark (or `miad train`) per output folder: an exclusive `flock` on `OUT/.lock`.
+"""One `miad train` per output folder: an exclusive `flock` on `OUT/.lock` (benchmarks cooperate instead, through
+the run claims of miad.bench.claims).
 
 The kernel drops a flock when its process dies (even by SIGKILL), so a killed benchmark never leaves a stale
 lock behind, unlike a pid file. The holder's pid is written into the file only to make the refusal readable.
@@ -16,15 +17,15 @@ from miad.errors import MiadError
 LOCK_NAME = ".lock"
 
 
-class BenchmarkLockedError(MiadError, RuntimeError):
-    """Another benchmark process is writing to the same output folder."""
+class FolderLockedError(MiadError, RuntimeError):
+    """Another process is writing to the same output folder."""
 
 
-class BenchmarkLock:
-    """`with BenchmarkLock(out):` holds OUT/.lock for the block; a second holder is refused at once.
-    `what` names the kind of process in the refusal (`miad train` takes the same lock on its --out)."""
+class FolderLock:
+    """`with FolderLock(out):` holds OUT/.lock for the block; a second holder is refused at once.
+    `what` names the kind of process in the refusal."""
 
-    def __init__(self, out: str | Path, what: str = "benchmark") -> None:
+    def __init__(self, out: str | Path, what: str = "`miad train`") -> None:
         self.out = Path(out)
         self.what = what
         self.path = self.out / LOCK_NAME
@@ -40,7 +41,7 @@ class BenchmarkLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise BenchmarkLockedError(
+            raise FolderLockedError(
                 f"another {self.what}{holder} is writing to {self.out} (it holds {self.path}); wait for it to "
                 "finish or pass another --out"
             ) from None
@@ -54,7 +55,7 @@ class BenchmarkLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> BenchmarkLock:
+    def __enter__(self) -> FolderLock:
         self.acquire()
         return self
 
