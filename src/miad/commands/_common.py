@@ -23,13 +23,21 @@ def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def output_folder(path: str | Path) -> Path:
-    """--out as a folder (created); an existing file there is refused instead of failing in mkdir."""
+def check_output_folder(path: str | Path) -> Path:
+    """--out must be a folder or not exist yet: an existing file there is refused (nothing is created)."""
     from miad.errors import ConfigError
 
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is an existing file, not a folder; pass a folder path")
+    return out
+
+
+def output_folder(path: str | Path) -> Path:
+    """--out as a folder (created); an existing file there is refused instead of failing in mkdir."""
+    from miad.errors import ConfigError
+
+    out = check_output_folder(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

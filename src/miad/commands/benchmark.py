@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from miad.commands._common import add_device, add_loader, csv_list
+from miad.commands._common import add_device, add_loader, check_output_folder, csv_list
 from miad.errors import ConfigError
 
 
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report_only:
         return _report_only(args.out)
+    check_output_folder(args.out)  # an existing file there: one line, before anything is indexed or written
     if not args.data:
         raise ConfigError("--data is required (a data root, or builtin); only --report-only works without it")
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size)
