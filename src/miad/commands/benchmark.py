@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from miad.commands._common import add_device, add_loader, csv_list
+from miad.commands._common import add_device, add_loader, add_logger, csv_list
 from miad.errors import ConfigError
 
 
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a config value (JSON or string); METHOD.KEY=VALUE for one method")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_logger(p)
     add_device(p)
     add_loader(p)
     p.set_defaults(func=run)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_benchmark(
         args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
         unified=args.unified, out=args.out, overrides=overrides, device=args.device, progress=not args.quiet,
-        num_workers=args.num_workers,
+        num_workers=args.num_workers, loggers=args.logger,
     )
     print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
     for name, path in result.outputs.items():
