@@ -1,11 +1,12 @@
 """MLflow: params, per-epoch metrics, test metrics and images of one run, offline by default.
 
 The store is the one MLFLOW_TRACKING_URI names, else MLflow's own default kind, a SQLite file, placed in the
-command's --out (`OUT/mlflow.db`, artifacts in `OUT/mlartifacts/`; `mlflow ui --backend-store-uri
-sqlite:///OUT/mlflow.db`). A run's MLflow run id is kept in its resume state folder, so a resumed run logs into
-the same MLflow run; epochs the killed process saved but had not logged yet are logged then (MLflow keeps every
-value logged at a step, so an epoch already there is never logged twice). `--restart` removes that folder: a
-new MLflow run. SQLite on a network file system is unsafe with several writers: a warning says so.
+command's --out (`OUT/mlflow.db`; `mlflow ui --backend-store-uri sqlite:///OUT/mlflow.db`); the artifacts of a
+SQLite store go beside it (`mlartifacts/`). A run's MLflow run id is kept in its resume state folder, so a
+resumed run logs into the same MLflow run; epochs the killed process saved but had not logged yet are logged
+then (MLflow keeps every value logged at a step, so an epoch already there is never logged twice). `--restart`
+removes that folder: a new MLflow run. SQLite on a network file system is unsafe with several writers: a
+warning says so.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def _warn_if_sqlite_on_network(uri: str) -> None:
               "writing it at once can corrupt it: set MLFLOW_TRACKING_URI to an MLflow server", file=sys.stderr)
 
 
+def _artifact_root(uri: str) -> str | None:
+    """Beside a SQLite store (MLflow's own choice, ./mlruns, would land in whatever folder miad runs from); a
+    server or a file store decides for itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS).resolve().as_uri()
+
+
 class MlflowBackend:
     wants_images = True
 
@@ -111,9 +120,8 @@ class MlflowBackend:
 
         found = self.client.get_experiment_by_name(run.experiment)
         if found is None:
-            local = None if os.environ.get("MLFLOW_TRACKING_URI") else (Path(run.store) / ARTIFACTS).resolve()
             try:
-                return self.client.create_experiment(run.experiment, local.as_uri() if local else None)
+                return self.client.create_experiment(run.experiment, _artifact_root(self.client.tracking_uri))
             except MlflowException:  # created meanwhile by another worker
                 found = self.client.get_experiment_by_name(run.experiment)
                 if found is None:
