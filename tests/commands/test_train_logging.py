@@ -135,6 +135,20 @@ def test_killed_and_resumed_run_logs_every_epoch_once(when, tiny_tree, tmp_path,
     assert _csv_epochs(out) == losses
 
 
+def test_another_logger_on_resume_resumes_and_logs_every_epoch(tiny_tree, tmp_path, monkeypatch, capsys):
+    """--logger is not part of the run's identity; a logger added on resume still shows the earlier epochs."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _kill(m, "in_epoch_2")
+        assert _train(tiny_tree, out, "--logger", "none") == 130
+    assert not (out / "metrics.csv").exists() and not (out / "tensorboard").exists()
+    capsys.readouterr()
+    assert _train(tiny_tree, out, "--logger", "tensorboard,csv") == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert [s for s, _ in _steps(_events(out / "tensorboard"), "loss/train")] == [1, 2, 3]
+    assert [e for e, _ in _csv_epochs(out)] == [1, 2, 3]
+
+
 def test_restart_starts_new_logs(tiny_tree, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
     monkeypatch.chdir(tmp_path)  # MLflow's own artifact default, ./mlruns, must not be used

@@ -11,7 +11,7 @@ import pytest
 from miad.cli import main
 from miad.errors import ConfigError
 from miad.tracking import RunInfo, open_tracker, resolve_loggers
-from miad.tracking.mlflow_log import _warn_if_sqlite_on_network, network_file_system
+from miad.tracking.mlflow_log import _warn_if_sqlite_on_network, mlflow_name, network_file_system
 
 
 def test_logger_names():
@@ -92,3 +92,11 @@ def test_sqlite_store_on_a_network_file_system_warns_once(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("warning: the MLflow SQLite store /net/mlflow.db is on a network file system (nfs)") == 1
     assert err.count("\n") == 1 and "MLFLOW_TRACKING_URI" in err
+
+
+def test_category_names_become_valid_mlflow_names():
+    from mlflow.utils.validation import _validate_metric_name
+
+    name = mlflow_name("test/pylône (nord)#2:a/image_auroc")
+    _validate_metric_name(name)  # raises on a name MLflow refuses
+    assert name == "test/pylône _nord__2_a/image_auroc"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,12 @@ def _warn_if_sqlite_on_network(uri: str) -> None:
     if kind:
         print(f"warning: the MLflow SQLite store {db} is on a network file system ({kind}); several workers "
               "writing it at once can corrupt it: set MLFLOW_TRACKING_URI to an MLflow server", file=sys.stderr)
+
+
+def mlflow_name(name: str) -> str:
+    """A metric or artifact name MLflow accepts (letters, digits, _ - . / and spaces; at most 250 characters):
+    categories named after a user's folders may hold other characters."""
+    return re.sub(r"[^/\w.\- ]", "_", name)[:250]
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -141,14 +148,15 @@ class MlflowBackend:
 
     def log_images(self, images: dict[str, np.ndarray], step: int) -> None:
         for name, image in images.items():
-            self.client.log_image(self.run_id, image, artifact_file=f"{name}.png")
+            self.client.log_image(self.run_id, image, artifact_file=f"{mlflow_name(name)}.png")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+        batch = [Metric(mlflow_name(k), v, now, step) for k, v in metrics.items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def close(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
