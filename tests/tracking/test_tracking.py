@@ -100,3 +100,12 @@ def test_category_names_become_valid_mlflow_names():
     name = mlflow_name("test/pylône (nord)#2:a/image_auroc")
     _validate_metric_name(name)  # raises on a name MLflow refuses
     assert name == "test/pylône _nord__2_a/image_auroc"
+
+
+def test_an_unusable_mlflow_store_is_one_line(tiny_tree, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://nowhere")
+    out = tmp_path / "out"
+    assert main(["train", "--method", "ref_ae", "--data", str(tiny_tree), "--logger", "mlflow", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot log to the MLflow store bogus://nowhere (") and err.count("\n") == 1, err
+    assert "MLFLOW_TRACKING_URI" in err and not (out / "model.pt").exists()

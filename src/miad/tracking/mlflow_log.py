@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from miad.errors import ConfigError
 from miad.tracking import flat_params, scalar_name
 
 RUN_FILE = "mlflow_run.json"
@@ -83,11 +84,21 @@ class MlflowBackend:
     wants_images = True
 
     def __init__(self, run: Any) -> None:
+        from mlflow.exceptions import MlflowException
+
+        uri = tracking_uri(run.store)
+        try:
+            self._open(run, uri)
+        except MlflowException as exc:  # an unreachable server, an unknown scheme, a damaged store
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot log to the MLflow store {uri} ({first}); fix MLFLOW_TRACKING_URI or choose "
+                              "another --logger") from None
+
+    def _open(self, run: Any, uri: str) -> None:
         from mlflow import MlflowClient
 
         for name in ("mlflow.store.db.utils", "alembic"):  # database set-up chatter on the first run
             logging.getLogger(name).setLevel(logging.WARNING)
-        uri = tracking_uri(run.store)
         _warn_if_sqlite_on_network(uri)
         self.client = MlflowClient(uri)
         self.id_file = Path(run.state_dir) / RUN_FILE
