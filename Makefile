@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch/torchvision pinned to the versions the local mirror serves (CUDA build, runs on CPU).
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e ".[dev,export,cluster]"
+	$(BIN)/python -m pip install -q -e ".[dev,export,cluster,tensorboard,mlflow]"
 	touch $(STAMP)
 
 install: $(STAMP)

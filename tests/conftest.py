@@ -61,3 +61,9 @@ def tiny_tree(tmp_path: Path) -> Path:
 def tiny_images() -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     return torch.rand(6, 3, 32, 32, generator=gen)
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite MLflow store for the tests that set MLFLOW_TRACKING_URI (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

@@ -145,6 +145,12 @@ class Detector(abc.ABC):
 
         return ImageDataset(list(samples), self.config.image_size, self.config.normalize)
 
+    def heldout_samples(self, train: Sequence[Sample]) -> list[Sample]:
+        """The normal images of `train` that `fit` holds out (the same seeded split): never trained on."""
+        normal = [s for s in train if s.label == 0]
+        _, hold_idx = self._split_holdout(normal, [s.category for s in normal])  # type: ignore[arg-type]
+        return [normal[i] for i in hold_idx]
+
     @property
     def threshold(self) -> float | None:
         return self.holdout.threshold if self.holdout else None

@@ -60,23 +60,25 @@ def train_detector(
     val_batches = _Batches(det, val, cfg, num_workers, shuffle=False, shard=False) if val is not None else None
     progress = progress and dist.is_main()
     for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        train_loss = _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
+        t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+        train_loss, speed = _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
         scheduler.step()
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "seconds": time.perf_counter() - t0}
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, "images_per_second": speed,
+               "seconds": time.perf_counter() - t0}
         if val_batches is not None:
             row["val_loss"] = _validate(det, val_batches)
         history.append(row)
         if state_path is not None and dist.is_main():
             _save_state(det, optimizer, scheduler, history, state_path)
         dist.barrier()
-        if callback is not None:
+        if callback is not None:  # after the state is saved: a logged epoch is never redone
             callback(row)
     det.model.eval()
     return history
 
 
-def _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress) -> float:
+def _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress) -> tuple[float, float]:
+    """(mean training loss, training images per second; under torchrun, this rank's images x world size)."""
     cfg = det.config
     det.model.train()
     total, count, t0 = 0.0, 0, time.perf_counter()
@@ -105,7 +107,7 @@ def _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, par
             optimizer.step()
         total, count = total + loss.item() * n, count + n
         bar.set_postfix(loss=f"{loss.item():.4g}", img_s=f"{count / (time.perf_counter() - t0):.1f}")
-    return total / max(count, 1)
+    return total / max(count, 1), count * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
 
 
 @torch.no_grad()
@@ -224,6 +226,13 @@ def read_resume_state(path: Path, mmap: bool = False) -> dict[str, Any]:
     if not isinstance(state, dict) or not isinstance(state.get("history"), list):
         raise TrainingError(f"{path} is not a miad resume state; delete {path.parent} to start training over")
     return state
+
+
+def finished_epochs(state_dir: str | Path) -> list[dict[str, float]]:
+    """The history rows of the epochs a resume state in `state_dir` holds ([] without one): what a resumed run's
+    logs must show before it continues."""
+    path = Path(state_dir) / STATE_FILE
+    return list(read_resume_state(path, mmap=True)["history"]) if path.is_file() else []
 
 
 def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dict[str, float]]]:

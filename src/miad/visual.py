@@ -40,10 +40,16 @@ def save_overlay(image_path: Path, amap: np.ndarray, out: Path, value_range: tup
     from miad.data.io import load_rgb
 
     size = _display_size(image_path)
-    image = np.asarray(load_rgb(image_path, size), dtype=np.float32)
-    heat = Image.fromarray(colorize(amap.astype(np.float32), value_range)).resize(size, Image.Resampling.BILINEAR)
-    blend = (1 - alpha) * image + alpha * np.asarray(heat, dtype=np.float32)
-    Image.fromarray(blend.clip(0, 255).astype(np.uint8)).save(out)
+    Image.fromarray(overlay(np.asarray(load_rgb(image_path, size)), amap, value_range, alpha)).save(out)
+
+
+def overlay(rgb: np.ndarray, amap: np.ndarray, value_range: tuple[float, float] | None,
+            alpha: float = 0.45) -> np.ndarray:
+    """uint8 [H,W,3] image blended with the 'jet' colours of `amap` (resized bilinearly to the image)."""
+    h, w = rgb.shape[:2]
+    heat = Image.fromarray(colorize(amap.astype(np.float32), value_range)).resize((w, h), Image.Resampling.BILINEAR)
+    blend = (1 - alpha) * rgb.astype(np.float32) + alpha * np.asarray(heat, dtype=np.float32)
+    return blend.clip(0, 255).astype(np.uint8)
 
 
 def save_mask(image_path: Path, mask: np.ndarray, out: Path) -> None:

@@ -118,6 +118,32 @@ def figure_a1(out: Path, path: Path) -> Path | None:
     return path
 
 
+def run_rows(run_dir: Path) -> dict[str, np.ndarray]:
+    """A finished run's own rows of Figure A.1, for trackers: category -> uint8 [H, 4W+6, 3] image (the picked
+    defective image, its ground truth, the run's map on that image's own scale, then on the held-out normal
+    scale; the last panel is left out without held-out images)."""
+    from miad.data.io import load_mask
+    from miad.visual import overlay
+
+    res = _read(run_dir)
+    rows = {}
+    for cat in res["categories"]:
+        picked = _pick_example(cat, run_dir, Path(res["data_root"]))
+        amap = _map_of(run_dir, picked[0]) if picked else None
+        if amap is None:
+            continue
+        amap = amap.astype(np.float32)
+        rgb = _rgb(picked[0], amap.shape)
+        truth = np.repeat(load_mask(picked[1], (amap.shape[1], amap.shape[0]))[..., None], 3, 2).astype(np.uint8)
+        panels = [rgb, truth * 255, overlay(rgb, amap, None, 0.5)]
+        quant = _quantiles(run_dir)
+        if quant:
+            panels.append(overlay(rgb, amap, normal_color_range(quant), 0.5))
+        gap = np.full((amap.shape[0], 2, 3), 255, np.uint8)
+        rows[cat] = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+    return rows
+
+
 def _read(run_dir: Path) -> dict[str, Any]:
     from miad.bench.runner import read_result
 

@@ -48,6 +48,7 @@ class Context:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
     fingerprints: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)  # by category set
     claim: Any = None  # the Claim of the run this worker is doing
+    tracking: Any = None  # miad.bench.tracking.BenchTracking: the --logger choice
 
 
 @dataclass
@@ -63,17 +64,18 @@ def run_benchmark(
     data: str, methods: str | Sequence[str] = "all", scenarios: str | Sequence[str] = "all", preset: str = "quick",
     seeds: Sequence[int] | None = None, unified: bool = False, out: str | Path = "benchmark-out",
     overrides: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, num_workers: int = 0,
-    jobs: int = 1,
+    jobs: int = 1, loggers: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     """Run (or finish, or help finish) the benchmark in `out` and write its results, tables, figure and report
-    there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress."""
+    there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress.
+    `loggers`: --logger names (miad.tracking; default csv), used by every worker."""
     t0 = time.perf_counter()
     ctx, specs = prepare_benchmark(data, methods, scenarios, preset, seeds, unified, out, overrides, device,
-                                   progress, num_workers)
+                                   progress, num_workers, loggers)
     if jobs > 1:
         from miad.bench.workers import run_local_workers
 
-        rows, outputs, failed = run_local_workers(ctx.out, specs, jobs, device, num_workers, progress)
+        rows, outputs, failed = run_local_workers(ctx.out, specs, jobs, device, num_workers, progress, loggers)
         return BenchmarkResult(ctx.out, rows, outputs, time.perf_counter() - t0, failed)
     from miad.bench.cooperate import work_through
 
@@ -92,21 +94,25 @@ def run_benchmark(
 def prepare_benchmark(
     data: str, methods: str | Sequence[str], scenarios: str | Sequence[str], preset: str,
     seeds: Sequence[int] | None, unified: bool, out: str | Path, overrides: dict[str, Any] | None, device: str,
-    progress: bool, num_workers: int,
+    progress: bool, num_workers: int, loggers: Sequence[str] | None = None,
 ) -> tuple[Context, list[RunSpec]]:
     """Resolve the plan, check it against the folder (its command and its run folders) and record it there."""
     from miad.bench.command import adopt_command
+    from miad.bench.tracking import BenchTracking
     from miad.data.index import categories_of, resolve_data_root
     from miad.detector import resolve_device
     from miad.runconfig import load_samples
+    from miad.tracking import resolve_loggers
 
     out = Path(out).expanduser()
+    tracking = BenchTracking(resolve_loggers(loggers), preset, out)
     names = resolve_methods(methods)
     root = resolve_data_root(data).resolve()  # absolute: scores.csv paths must join the manifest from anywhere
     samples = load_samples(str(root), scenarios)
     specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}))
     ctx = Context(out, root, samples, resolve_device(device), num_workers,
-                  BenchProgress([s.method for s in specs], enabled=progress), bars=progress and sys.stderr.isatty())
+                  BenchProgress([s.method for s in specs], enabled=progress), bars=progress and sys.stderr.isatty(),
+                  tracking=tracking)
     for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
         _check_existing(spec, ctx)
     invocation = _invocation(data, root, names, categories_of(samples), specs, preset, seeds, unified, overrides)
@@ -230,6 +236,7 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any]) -> None:
+    from miad.bench.tracking import log_run_end, open_run_tracker
     from miad.evaluation import write_scores_csv
     from miad.registry import get_method
     from miad.runconfig import write_json_atomic, write_resolved_config
@@ -241,23 +248,26 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.start_run(spec.method, spec.setting, spec.seed, spec.config.epochs, state_dir.is_dir())
     det = get_method(spec.method)(spec.config)
     write_resolved_config(run_dir, det, setting=spec.setting, seed=spec.seed, categories=list(spec.categories))
-    ev, measured = _fit_and_test(det, train, test, ctx, run_dir)
-    write_scores_csv(run_dir / "scores.csv", ev.rows)
-    result = {
-        "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
-        "unified": spec.unified, "metrics": ev.metrics.to_dict(), **measured, "history": det.history,
-        "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
-        "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    _check_claim(ctx)
-    write_json_atomic(run_dir / "result.json", result)
+    with open_run_tracker(ctx.tracking, spec, run_dir, det) as tracker:
+        ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker)
+        write_scores_csv(run_dir / "scores.csv", ev.rows)
+        result = {
+            "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
+            "unified": spec.unified, "metrics": ev.metrics.to_dict(), **measured, "history": det.history,
+            "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
+            "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _check_claim(ctx)
+        write_json_atomic(run_dir / "result.json", result)
+        log_run_end(tracker, det, train, result, run_dir)
     shutil.rmtree(state_dir, ignore_errors=True)  # finished runs never resume; paper-sized weights are large
     ctx.progress.end_run(_summary(result))
 
 
-def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path):
-    """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements)."""
+def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any):
+    """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements).
+    `tracker` logs each epoch once its resume state is saved."""
     from miad.bench.provenance import PeakMemory
     from miad.evaluation import evaluate_detector
 
@@ -267,6 +277,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
         _check_claim(ctx)  # taken over: stop training at once (the state of this epoch is saved)
         this_process.append(row)
         ctx.progress.epoch(row)
+        tracker.log_epoch(int(row["epoch"]), row)
 
     with PeakMemory(ctx.device) as peak:
         t0, cpu0 = time.perf_counter(), time.process_time()

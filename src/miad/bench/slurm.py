@@ -32,7 +32,7 @@ def check_executor(cluster: str = "slurm") -> Any:
 
 def submit_workers(out: Path, jobs: int, partition: str | None = None, gpus_per_job: int = 1,
                    time_limit_min: int = 24 * 60, device: str = "auto", num_workers: int = 0,
-                   cluster: str = "slurm") -> list[Any]:
+                   loggers: list[str] | None = None, cluster: str = "slurm") -> list[Any]:
     """Submit `jobs` worker jobs on `out` (whose command is already recorded); the submitit jobs.
 
     cluster: "slurm", or "local" (submitit's local executor: the same jobs as processes on this machine).
@@ -44,10 +44,12 @@ def submit_workers(out: Path, jobs: int, partition: str | None = None, gpus_per_
         name=f"miad-benchmark-{out.name}", timeout_min=time_limit_min, gpus_per_node=gpus_per_job,
         tasks_per_node=max(1, gpus_per_job), slurm_partition=partition, slurm_array_parallelism=jobs,
     )
-    return executor.map_array(job_worker, [str(out)] * jobs, [device] * jobs, [num_workers] * jobs)
+    return executor.map_array(job_worker, [str(out)] * jobs, [device] * jobs, [num_workers] * jobs,
+                              [loggers] * jobs)
 
 
-def job_worker(out: str, device: str = "auto", num_workers: int = 0) -> dict[str, Any]:
+def job_worker(out: str, device: str = "auto", num_workers: int = 0, loggers: list[str] | None = None
+               ) -> dict[str, Any]:
     """What each task of a job runs: pin to this task's GPU, then be one more worker on `out`."""
     import submitit
 
@@ -57,5 +59,5 @@ def job_worker(out: str, device: str = "auto", num_workers: int = 0) -> dict[str
     gpus = visible_gpus(device)
     if len(gpus) > 1:  # before CUDA starts in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[env.local_rank % len(gpus)]
-    failed = work(out, device, num_workers)
+    failed = work(out, device, num_workers, loggers=loggers)
     return {"job": env.job_id, "task": env.global_rank, "failed": failed}

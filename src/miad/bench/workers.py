@@ -23,7 +23,8 @@ from typing import Any
 from miad.errors import MiadError
 
 
-def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: bool = True) -> list[str]:
+def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: bool = True,
+         loggers: list[str] | None = None) -> list[str]:
     """Be one more worker of the benchmark recorded in `out`; the runs this worker saw fail."""
     from miad.bench.command import read_command
     from miad.bench.runner import run_benchmark
@@ -32,8 +33,13 @@ def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: 
     data = cmd["data"] if cmd["data"] == "builtin" else cmd["data_root"]
     result = run_benchmark(data, methods=cmd["methods"], scenarios=cmd["scenarios"], preset=cmd["preset"],
                            seeds=cmd["seeds"], unified=cmd["unified"], out=out, overrides=cmd["overrides"],
-                           device=device, progress=progress, num_workers=num_workers)
+                           device=device, progress=progress, num_workers=num_workers, loggers=loggers)
     return result.failed
+
+
+def logger_args(loggers: list[str] | None) -> list[str]:
+    """--logger flags passing a benchmark's tracker choice on to its workers."""
+    return [arg for name in loggers or [] for arg in ("--logger", name)]
 
 
 def cpu_count() -> int:
@@ -63,8 +69,8 @@ def worker_env(index: int, jobs: int, gpus: list[str]) -> dict[str, str]:
     return env
 
 
-def run_local_workers(out: Path, specs: list, jobs: int, device: str, num_workers: int, progress: bool
-                      ) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
+def run_local_workers(out: Path, specs: list, jobs: int, device: str, num_workers: int, progress: bool,
+                      loggers: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
     """Start `jobs` workers on `out`, show their progress, wait; (rows, outputs, failures) as run_benchmark."""
     from miad.bench.outputs import write_outputs
 
@@ -80,7 +86,8 @@ def run_local_workers(out: Path, specs: list, jobs: int, device: str, num_worker
             with open(out / "jobs" / f"worker{i}.log", "w") as log:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "miad.bench.workers", str(out), "--device", device,
-                     "--num-workers", str(num_workers)], env=worker_env(i, jobs, gpus), stdout=log,
+                     "--num-workers", str(num_workers), *logger_args(loggers)], env=worker_env(i, jobs, gpus),
+                    stdout=log,
                     stderr=subprocess.STDOUT))
         while any(p.poll() is None for p in procs):
             monitor.update()
@@ -174,13 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--logger", action="append", default=None)
     args = parser.parse_args(argv)
     if "OMP_NUM_THREADS" in os.environ:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     try:
-        failed = work(args.out, args.device, args.num_workers)
+        failed = work(args.out, args.device, args.num_workers, loggers=args.logger)
     except MiadError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 1

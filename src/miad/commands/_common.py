@@ -19,6 +19,11 @@ def add_seed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
 
 
+def add_logger(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logger", action="append", metavar="NAME",
+                   help="none | csv | tensorboard | mlflow; repeatable or a comma list (default csv: metrics.csv)")
+
+
 def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from miad.commands._common import add_device, add_loader, check_output_folder, csv_list
+from miad.commands._common import add_device, add_loader, add_logger, check_output_folder, csv_list
 from miad.errors import ConfigError
 
 
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "another")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild results, tables, figures and report in --out from its finished runs")
+    add_logger(p)
     add_device(p)
     add_loader(p)
     p.set_defaults(func=run)
@@ -91,14 +92,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--set seed=... and --seeds both given; pass the seeds with --seeds only")
     plan = dict(data=args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
                 unified=args.unified, out=args.out, overrides=overrides, device=args.device,
-                progress=not args.quiet, num_workers=args.num_workers)
+                progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger)
     if args.executor == "slurm":
         from miad.bench.slurm import check_executor, submit_workers
 
         check_executor()  # a missing submitit or sbatch is reported before anything is indexed or written
         ctx, _ = prepare_benchmark(**plan)
         jobs = submit_workers(ctx.out, args.jobs, args.partition, args.gpus_per_job, args.time_limit,
-                              args.device, args.num_workers)
+                              args.device, args.num_workers, args.logger)
         print(f"submitted {len(jobs)} SLURM job(s) ({', '.join(j.job_id for j in jobs[:3])}"
               f"{' ...' if len(jobs) > 3 else ''}); their logs: {ctx.out / 'slurm'}; the tables appear in "
               f"{ctx.out} when the last run finishes (or: miad benchmark --report-only --out {ctx.out})")

@@ -7,7 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from miad.commands._common import add_device, add_loader, add_seed, output_folder
+from miad.commands._common import add_device, add_loader, add_logger, add_seed, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (model.pt, config.yaml, history.json)")
     p.add_argument("--restart", action="store_true",
                    help="train from scratch even if --out holds a resume state or a model of another run")
+    add_logger(p)
     add_device(p)
     add_loader(p)
     add_seed(p)
@@ -34,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from miad.folder_lock import FolderLock
     from miad.registry import get_method, make_config
     from miad.runconfig import load_samples, resolve_overrides, split
+    from miad.tracking import resolve_loggers
     from miad.train_out import training_identity
 
+    args.loggers = resolve_loggers(args.logger)  # a missing tracker package fails before anything else
     device = distributed.init_from_env(args.device)  # torchrun: one process per GPU, rank 0 writes
     main = distributed.is_main()
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
@@ -86,19 +89,50 @@ def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str,
         print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {cats}")
         if plan.resume_after:
             print(f"resuming from {out / STATE_DIR}: {plan.resume_after} of {det.config.epochs} epochs done")
-    t0 = time.perf_counter()
-    det.fit(train, device=device, state_dir=str(out / STATE_DIR), num_workers=args.num_workers, progress=main)
-    seconds = time.perf_counter() - t0
-    if not main:
-        return 0
-    # model.pt last: it marks the run finished (with its identity), then the resume state goes
-    write_json_atomic(out / "history.json", {"fit_seconds": seconds, "epochs": det.history,
-                                             "trained_on": det.trained_on})
-    write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
-                          world_size=distributed.world_size())
-    save_checkpoint(det, out / "model.pt", identity=wanted)
-    finish(out)
+    with _open_tracker(args, det, out, wanted, main) as tracker:
+        t0 = time.perf_counter()
+        det.fit(train, device=device, state_dir=str(out / STATE_DIR), num_workers=args.num_workers, progress=main,
+                callback=lambda row: tracker.log_epoch(int(row["epoch"]), row))  # rank 0's tracker logs
+        seconds = time.perf_counter() - t0
+        if not main:
+            return 0
+        _log_end(tracker, det, train, seconds)
+        # model.pt last: it marks the run finished (with its identity), then the resume state goes
+        write_json_atomic(out / "history.json", {"fit_seconds": seconds, "epochs": det.history,
+                                                 "trained_on": det.trained_on})
+        write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
+                              world_size=distributed.world_size())
+        save_checkpoint(det, out / "model.pt", identity=wanted)
+    finish(out)  # after the tracker closed: its MLflow run id stays in the state until the run is logged
     thr = f"{det.threshold:.6g}" if det.threshold is not None else "none (no held-out images)"
     print(f"fitted in {seconds:.1f} s; threshold from held-out normal images: {thr}")
     print(f"wrote {out / 'model.pt'}")
     return 0
+
+
+def _open_tracker(args, det, out: Path, wanted: dict, main: bool):
+    """Rank 0's tracker for this run, already holding the epochs of a resumed run; other ranks log nothing."""
+    from miad.tracking import RunInfo, Tracker, open_tracker
+    from miad.tracking.content import run_params
+    from miad.train import finished_epochs
+    from miad.train_out import STATE_DIR
+
+    if not main:
+        return Tracker([])
+    scenarios = ",".join(wanted["scenarios"])
+    run = RunInfo(folder=out, state_dir=out / STATE_DIR, store=out, experiment="miad train",
+                  run_name=f"{det.name} {scenarios}", done=finished_epochs(out / STATE_DIR),
+                  tags={"method": det.name, "scenario": scenarios, "preset": args.preset, "out": str(out.resolve())})
+    tracker = open_tracker(args.loggers, run)
+    tracker.log_params(run_params(det, preset=args.preset, data=str(args.data), scenario=args.scenario))
+    return tracker
+
+
+def _log_end(tracker, det, train, seconds: float) -> None:
+    """Fit statistics and a few held-out heat maps, at the last epoch's step."""
+    from miad.tracking.content import final_step, fit_statistics, heldout_heatmaps
+
+    step = final_step(det)
+    tracker.log_metrics({"fit/seconds": seconds, "fit/threshold": det.threshold, **fit_statistics(det)}, step)
+    if tracker.wants_images:
+        tracker.log_images(heldout_heatmaps(det, train), step)
