@@ -42,7 +42,9 @@ class FastFlowConfig(BaseConfig):
     # --- frozen backbone: A.2.3 WRN50, last layer of each of the first three blocks = timm levels 1, 2, 3
     backbone: str = "wide_resnet50_2"
     layers: tuple[int, ...] = (1, 2, 3)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     # --- flows (A.2.3: 8 steps for WRN50; the rest from the reference config wide_resnet50_2.yaml, methods.md §3.3)
     flow_steps: int = 8
     hidden_ratio: float = 1.0  # subnet hidden channels = int(in_channels * hidden_ratio)

@@ -38,7 +38,9 @@ class PatchCoreConfig(BaseConfig):
     # --- features
     backbone: str = "wide_resnet50_2"  # A.2.2: WideResNet50
     layers: tuple[int, ...] = (2, 3)  # anomalib default: layer2 + layer3 (methods.md §3.2)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     patch_size: int = 3  # neighbourhood aggregated around each location (anomalib AvgPool2d(3, 1, 1))
     embed_dim: int | None = None  # None: anomalib concatenation (sum of channels); int: official adaptive pooling
     # --- memory bank

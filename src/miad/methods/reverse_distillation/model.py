@@ -62,7 +62,9 @@ class ReverseDistillationConfig(BaseConfig):
     # --- teacher (frozen)
     backbone: str = "wide_resnet50_2"
     layers: tuple[int, ...] = (1, 2, 3)  # consecutive timm feature levels, shallowest first
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     # --- student: widths derived from the teacher's channels
     bottleneck_blocks: int = 3  # blocks in the OCBE residual stage
     decoder_blocks: tuple[int, ...] = (3, 4, 6)  # blocks per decoder stage, deepest stage first

@@ -51,7 +51,9 @@ class UniADConfig(BaseConfig):
     # --- frozen backbone (A.2.6: EfficientNet-b4, stages 1-4 = timm levels 0..3, 24+32+56+160 = 272 channels)
     backbone: str = "tf_efficientnet_b4"
     layers: tuple[int, ...] = (0, 1, 2, 3)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     feature_stride: int = 16  # every level resized (bilinear, align_corners) to this stride (original MFCN neck)
     # --- reconstruction transformer (original config)
     hidden_dim: int = 256
