@@ -55,6 +55,10 @@ class DraemDetector(GradientDetector):
         self.synthesizer  # noqa: B018  (a wrong anomaly_source fails now, not after the first batch loads)
         super()._fit(train, val, **options)
 
+    def run_notes(self) -> dict[str, Any]:
+        """result.json marks runs on procedural textures (the original requires DTD; README: DRAEM textures)."""
+        return {"anomaly_source": self.config.anomaly_source or "procedural"}
+
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model]
 
