@@ -71,7 +71,8 @@ class DraemDetector(GradientDetector):
         augmented, clean, mask = inputs
         recon, logits = self.model(augmented)
         cfg = self.config
-        return draem_loss(recon, logits, clean, mask, cfg.ssim_window, cfg.ssim_sigma, cfg.focal_gamma)
+        return draem_loss(recon, logits, clean, mask, cfg.ssim_window, cfg.ssim_sigma, cfg.focal_gamma,
+                          cfg.ssim_data_range)
 
     def _predict(self, images: torch.Tensor) -> Prediction:
         _, logits = self.model(images)

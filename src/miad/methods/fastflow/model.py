@@ -68,7 +68,11 @@ class FastFlowConfig(BaseConfig):
 
 
 PRESETS: dict[str, FastFlowConfig] = {
-    "paper": FastFlowConfig(),  # every field above is A.2.3 or the reference default
+    "paper": FastFlowConfig(  # every field above is A.2.3 or the reference default
+        # gathierry/FastFlow @ 2cf1f2f dataset.py: PIL Image.open (full decode) + torchvision Resize (antialiased
+        # PIL bilinear)
+        resize="pil",
+    ),
     # CPU-sized (~19 CPU-seconds on one core for 90 images): ImageNet Lite0 (offline weights), levels 1-3 = strides
     # 4/8/16 (24/40/112 channels) like WRN50's, 128 px, frozen features cached once (no augmentation). Small batches
     # and a higher rate: on mini-MIAD, batch 4 x 10 epochs beat batch 16 x 12 epochs at the same cost.
