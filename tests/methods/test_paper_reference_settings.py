@@ -82,3 +82,9 @@ def test_uniad_paper_preset_uses_the_shared_init_and_the_model_honours_it():
     det = create("uniad", "quick", pretrained=False, shared_layer_init=True)
     dec = det.model.reconstruction.decoder
     assert torch.equal(dec[1].query, dec[0].query)
+
+
+def test_draem_run_notes_name_the_texture_source(tmp_path):
+    assert create("draem", "quick", pretrained=False).run_notes() == {"anomaly_source": "procedural"}
+    dtd = str(tmp_path / "dtd" / "images")
+    assert create("draem", "quick", pretrained=False, anomaly_source=dtd).run_notes() == {"anomaly_source": dtd}
