@@ -88,3 +88,18 @@ def test_draem_run_notes_name_the_texture_source(tmp_path):
     assert create("draem", "quick", pretrained=False).run_notes() == {"anomaly_source": "procedural"}
     dtd = str(tmp_path / "dtd" / "images")
     assert create("draem", "quick", pretrained=False, anomaly_source=dtd).run_notes() == {"anomaly_source": dtd}
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_RESIZE))
+def test_config_dicts_without_the_new_keys_keep_the_earlier_behaviour(method):
+    """Checkpoints and run folders written before these fields existed lack their keys: class defaults apply."""
+    cls = type(get_method(method).PRESETS["quick"])
+    new_keys = {"resize", "pool_count_include_pad", "embed_upsample", "coreset_mode", "loss_mode", "map_mode",
+                "shared_layer_init", "ssim_data_range"}
+    old = cls(**{k: v for k, v in get_method(method).PRESETS["quick"].to_dict().items() if k not in new_keys})
+    earlier = {"resize": "pil_draft", "pool_count_include_pad": True, "embed_upsample": "bilinear",
+               "coreset_mode": "chunked", "loss_mode": "flattened", "map_mode": "add", "shared_layer_init": False,
+               "ssim_data_range": 1.0}
+    for key, value in earlier.items():
+        if hasattr(old, key):
+            assert getattr(old, key) == value, key

@@ -47,11 +47,12 @@ class PatchCoreConfig(BaseConfig):
     # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
     weights: str = "imagenet"
     patch_size: int = 3  # neighbourhood aggregated around each location (anomalib AvgPool2d(3, 1, 1))
-    # anomalib v0.3.7 torch_model.py: AvgPool2d(3, 1, 1, count_include_pad=False); anomalib >= 1.0 counts the padding
-    pool_count_include_pad: bool = False
+    # anomalib v0.3.7 torch_model.py: AvgPool2d(3, 1, 1, count_include_pad=False) (paper); anomalib >= 1.0 counts
+    # the padding. Class defaults keep the earlier behaviour, so older checkpoints load unchanged.
+    pool_count_include_pad: bool = True
     # levels[1:] resized to levels[0]'s grid, in the embedding AND the level-wise search (knn.py): anomalib v0.3.7
-    # generate_embedding uses F.interpolate(mode="nearest"); anomalib >= 1.0 "bilinear"
-    embed_upsample: str = "nearest"
+    # generate_embedding uses F.interpolate(mode="nearest") (paper); anomalib >= 1.0 "bilinear"
+    embed_upsample: str = "bilinear"
     embed_dim: int | None = None  # None: anomalib concatenation (sum of channels); int: official adaptive pooling
     # --- memory bank
     coreset_ratio: float = 0.1  # anomalib default: 10 % of the training patch vectors
@@ -59,7 +60,7 @@ class PatchCoreConfig(BaseConfig):
     # "global": one greedy over all patch vectors (anomalib v0.3.7 KCenterGreedy; minutes on a GPU, hours on CPU at
     # 2,000 images) | "chunked": greedy per chunk of coreset_chunk_size (coreset.py) | "auto": global on CUDA,
     # chunked elsewhere. The mode used is in fit_stats and the benchmark's result.json.
-    coreset_mode: str = "auto"
+    coreset_mode: str = "chunked"
     coreset_chunk_size: int = 10_000  # patch vectors per greedy chunk; sets this small or smaller: exact greedy
     max_bank_size: int | None = None  # absolute cap on bank vectors (None: ratio alone decides)
     bank_dtype: str = "float32"  # "float32" | "float16" (half the memory; search widens chunks to float32)

@@ -78,8 +78,9 @@ class ReverseDistillationConfig(BaseConfig):
     # for teachers whose features can be negative (EfficientNet stage outputs are linear projections).
     student_output_relu: bool = True
     # --- loss and anomaly map
-    loss_mode: str = "per_pixel"  # "per_pixel" (anomalib v0.3.7 loss.py) | "flattened" (original RD4AD main.py)
-    map_mode: str = "multiply"  # "multiply" (anomalib v0.3.7 config.yaml) | "add" (original RD4AD test.py)
+    # class defaults keep the earlier behaviour (older checkpoints load unchanged); `paper` sets anomalib v0.3.7's
+    loss_mode: str = "flattened"  # "per_pixel" (anomalib v0.3.7 loss.py) | "flattened" (original RD4AD main.py)
+    map_mode: str = "add"  # "multiply" (anomalib v0.3.7 config.yaml) | "add" (original RD4AD test.py)
     blur_sigma: float = 4.0  # Gaussian smoothing of the summed map (0 = none)
 
     def validate(self) -> None:
