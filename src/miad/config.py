@@ -25,6 +25,10 @@ class BaseConfig:
     # --- input
     image_size: int = 256  # square input side; images are resized without keeping aspect ratio (as the paper)
     normalize: str = "imagenet"  # key of miad.preprocess.NORMALIZATIONS
+    # how images are decoded and resized (miad.data.io.load_rgb): "pil_draft" (JPEG draft decoding + antialiased
+    # PIL bilinear: fast, the quick presets) | "pil" (full decode, antialiased PIL bilinear) | "opencv" (full
+    # decode, cv2 INTER_LINEAR without antialiasing); each paper preset sets what its reference code does
+    resize: str = "pil_draft"
     # --- data use
     max_train_images: int | None = None  # random subset of the training set (PatchCore paper: 2,000)
     holdout_fraction: float = 0.1  # normal training images kept out of training for thresholds / validation
@@ -63,7 +67,10 @@ class BaseConfig:
             self.grad_clip_norm is None or self.grad_clip_norm > 0,
             "grad_clip_norm", self.grad_clip_norm, "null or > 0",
         )
+        from miad.data.io import RESIZE_MODES
         from miad.preprocess import NORMALIZATIONS
+
+        _check(self.resize in RESIZE_MODES, "resize", self.resize, f"one of {list(RESIZE_MODES)}")
 
         _check(self.normalize in NORMALIZATIONS, "normalize", self.normalize, f"one of {list(NORMALIZATIONS)}")
 

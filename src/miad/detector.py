@@ -143,7 +143,13 @@ class Detector(abc.ABC):
         """The preset's Dataset (resize, normalisation, nearest-neighbour masks) over `samples`."""
         from miad.data.dataset import ImageDataset
 
-        return ImageDataset(list(samples), self.config.image_size, self.config.normalize)
+        return ImageDataset(list(samples), self.config.image_size, self.config.normalize,
+                            resize=self.config.resize)
+
+    def run_notes(self) -> dict[str, Any]:
+        """Facts of the last fit that the benchmark records in result.json ("method_notes"), e.g. a mode resolved
+        at run time; empty for most methods."""
+        return {}
 
     def heldout_samples(self, train: Sequence[Sample]) -> list[Sample]:
         """The normal images of `train` that `fit` holds out (the same seeded split): never trained on."""

@@ -31,6 +31,7 @@ class LoadedModel:
     pixel_quantiles: list[float] | None
     threshold_quantile: float
     run: Any  # images [B,3,S,S] float32 normalised -> (scores [B], maps [B,S,S]) as numpy
+    resize: str = "pil_draft"  # the training data's resize mode (config.resize), so predict sees the same pixels
 
     @property
     def pixel_threshold(self) -> float | None:
@@ -60,7 +61,8 @@ def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
 
     hold = det.holdout
     return LoadedModel(det.name, det.config.image_size, det.config.normalize, hold.threshold if hold else None,
-                       hold.pixel_quantiles.tolist() if hold else None, det.config.threshold_quantile, run)
+                       hold.pixel_quantiles.tolist() if hold else None, det.config.threshold_quantile, run,
+                       det.config.resize)
 
 
 def _open_exported(path: Path) -> LoadedModel:
@@ -68,7 +70,8 @@ def _open_exported(path: Path) -> LoadedModel:
 
     meta, run = open_exported(path)
     return LoadedModel(meta["method"], meta["image_size"], meta["normalize"], meta["threshold"],
-                       meta["pixel_quantiles"], meta["threshold_quantile"], run)
+                       meta["pixel_quantiles"], meta["threshold_quantile"], run,
+                       meta.get("config", {}).get("resize", "pil_draft"))
 
 
 def expand_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> list[Path]:
@@ -103,7 +106,7 @@ def _load(paths: list[Path], model: LoadedModel) -> tuple[list[Path], np.ndarray
     kept, arrays, failed = [], [], {}
     for p in paths:
         try:
-            arrays.append(np.asarray(load_rgb(p, model.image_size), dtype=np.float32) / 255.0)
+            arrays.append(np.asarray(load_rgb(p, model.image_size, model.resize), dtype=np.float32) / 255.0)
             kept.append(p)
         except (DataError, OSError) as exc:  # one bad file costs its own row, never the run
             failed[p] = " ".join(str(exc).split())

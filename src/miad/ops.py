@@ -11,12 +11,18 @@ import torch
 import torch.nn.functional as F
 
 
-def upsample(maps: torch.Tensor, size: int | tuple[int, int], align_corners: bool = False) -> torch.Tensor:
-    """Bilinear resize of [B,H,W] or [B,C,H,W] maps to `size`."""
+def upsample(
+    maps: torch.Tensor, size: int | tuple[int, int], align_corners: bool = False, mode: str = "bilinear"
+) -> torch.Tensor:
+    """Resize [B,H,W] or [B,C,H,W] maps to `size`: "bilinear", or "nearest" (torch's default, as anomalib's
+    F.interpolate calls without a mode; align_corners does not apply to it)."""
     squeeze = maps.ndim == 3
     x = maps.unsqueeze(1) if squeeze else maps
     size = (size, size) if isinstance(size, int) else tuple(size)
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+    if mode == "nearest":
+        x = F.interpolate(x, size=size, mode="nearest")
+    else:
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
     return x.squeeze(1) if squeeze else x
 
 
@@ -55,10 +61,11 @@ def _reflect_index(n: int, r: int, device: torch.device) -> torch.Tensor:
     return torch.where(i >= n, 2 * n - 1 - i, i)
 
 
-def mean_filter(maps: torch.Tensor, kernel: int) -> torch.Tensor:
-    """k x k mean filter with stride 1 and zero padding (count_include_pad, as DRAEM's and UniAD's pooling)."""
+def mean_filter(maps: torch.Tensor, kernel: int, count_include_pad: bool = True) -> torch.Tensor:
+    """k x k mean filter with stride 1 and zero padding; count_include_pad=True divides by k*k everywhere (as
+    DRAEM's and UniAD's pooling), False by the in-image count near borders (anomalib v0.3.7's PatchCore)."""
     pad = kernel // 2
-    x = F.avg_pool2d(maps.unsqueeze(1), kernel, stride=1, padding=pad, count_include_pad=True)
+    x = F.avg_pool2d(maps.unsqueeze(1), kernel, stride=1, padding=pad, count_include_pad=count_include_pad)
     return x.squeeze(1)[..., : maps.shape[-2], : maps.shape[-1]]
 
 

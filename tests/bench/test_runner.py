@@ -29,6 +29,7 @@ def test_run_folder_contents(bench_run) -> None:
     result = read_result(run_dir / "result.json")
     assert result["method"] == "ref_ae" and result["setting"] == "widget" and result["seed"] == 0
     assert result["trained_on"] == ["widget"] and result["unified"] is False
+    assert result["method_notes"] == {}  # only PatchCore (coreset mode) and DRAEM (texture source) note facts
     assert len(result["history"]) == result["config"]["epochs"] == 6
     assert result["fit_seconds"] > 0 and result["inference_ms_per_image"] > 0
     assert result["memory"]["peak_rss_mb"] > 10

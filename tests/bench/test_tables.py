@@ -82,3 +82,21 @@ def test_sections_follow_the_rows(rows) -> None:
                     "factors", "cost"]
     only_main = [r for r in rows if r["scope"] == "category"]
     assert [t.key for t in build_tables(only_main)] == ["image_auroc", "pixel_auroc", "aupro"]
+
+
+def test_procedural_texture_runs_are_marked_in_markdown_and_html(rows) -> None:
+    """DRAEM runs without DTD (result.json method_notes.anomaly_source == "procedural") carry a mark and a note."""
+    from miad.bench.report import build_report
+    from miad.bench.results import procedural_textures
+
+    assert procedural_textures({"method_notes": {"anomaly_source": "procedural"}})
+    assert not procedural_textures({"method_notes": {"anomaly_source": "/data/dtd/images"}})
+    assert not procedural_textures({})  # results written before method_notes existed
+    method = rows[0]["method"]
+    marked = [{**r, "procedural_textures": r["method"] == method} for r in rows]
+    tables = build_tables(marked)
+    text = render.markdown(tables)
+    assert f"{method}†" in text and "procedural anomaly textures, not DTD" in text
+    page = build_report(tables, [], {}, None, None, [])
+    assert f"{method}†" in page and "procedural anomaly textures, not DTD" in page
+    assert "†" not in render.markdown(build_tables(rows))

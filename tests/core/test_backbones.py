@@ -39,7 +39,7 @@ def test_missing_weights_give_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(WeightsError, match="wide_resnet50_2-95faca4d.pth"):
-        FeatureExtractor("wide_resnet50_2", (2, 3), "imagenet")
+        FeatureExtractor("wide_resnet50_2", (2, 3), "torchvision")
     with pytest.raises(WeightsError, match="does not exist"):
         FeatureExtractor("efficientnet_lite0", (1,), str(tmp_path / "nope.pth"))
     with pytest.raises(ConfigError):
@@ -65,3 +65,62 @@ def test_channels_last_features_equal_the_plain_layout():
     for got, want in zip(feats, plain, strict=True):
         assert got.is_contiguous()  # downstream code may .view() them
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_paper_wide_resnet_asks_timm_for_racm_and_offline_error_names_the_file(tmp_path, monkeypatch):
+    """anomalib v0.3.7 (timm 0.5.4) and FastFlow's reference load timm's default WRN50 weights: racm_in1k."""
+    import timm
+
+    from miad import backbones
+    from miad.registry import get_method
+
+    for method in ("patchcore", "reverse_distillation", "fastflow"):
+        cfg = get_method(method).PRESETS["paper"]
+        assert backbones.imagenet_source(cfg.backbone, cfg.weights) == ("timm", "wide_resnet50_2.racm_in1k")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    asked = []
+
+    def offline(name, pretrained=False, **kwargs):
+        if pretrained:
+            asked.append(name)
+            raise OSError("offline")
+        return real_create(name, pretrained=False, **kwargs)
+
+    real_create = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(WeightsError) as err:
+        FeatureExtractor("wide_resnet50_2", (2, 3), "imagenet")
+    assert asked == ["wide_resnet50_2.racm_in1k"]
+    where = tmp_path / "checkpoints" / "wide_resnet50_racm-8234f177.pth"
+    assert str(where) in str(err.value) and "timm/wide_resnet50_2.racm_in1k" in str(err.value)
+
+
+def test_timm_legacy_cache_file_is_read_before_the_hub(tmp_path, monkeypatch):
+    """A wide_resnet50_racm-8234f177.pth in the torch hub cache (where timm 0.5.4 put it) is used offline."""
+    import timm
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    state = FeatureExtractor("wide_resnet50_2", (1,), "random").body.state_dict()
+    state = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v for k, v in state.items()}
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(state, tmp_path / "checkpoints" / "wide_resnet50_racm-8234f177.pth")
+    monkeypatch.setattr(timm, "create_model", _no_download(timm.create_model))
+    fx = FeatureExtractor("wide_resnet50_2", (1,), "imagenet")
+    assert float(fx.body.conv1.weight.flatten()[0]) == 0.5
+
+
+def test_torchvision_weights_stay_available(tmp_path, monkeypatch):
+    from miad import backbones
+
+    want = ("torchvision", "wide_resnet50_2-95faca4d.pth")
+    assert backbones.imagenet_source("wide_resnet50_2", "torchvision") == want
+    with pytest.raises(WeightsError, match="weights=torchvision is known for wide_resnet50_2 only"):
+        FeatureExtractor("efficientnet_lite0", (1,), "torchvision")
+
+
+def _no_download(create):
+    def create_offline(name, pretrained=False, **kwargs):
+        assert not pretrained, "must not reach the hub when the legacy file is cached"
+        return create(name, pretrained=False, **kwargs)
+
+    return create_offline

@@ -54,12 +54,44 @@ def test_sizes_crop_labels_and_empty_masks(tmp_path: Path, trees) -> None:
     assert item["label"] == 0 and item["index"] == 0
 
 
+@pytest.mark.parametrize("resize", ["pil_draft", "pil", "opencv"])
 @pytest.mark.parametrize("size", [24, 17, 56])
 @pytest.mark.parametrize("crop", [None, 12])
-def test_mask_stays_aligned_with_its_square_after_resize(tmp_path: Path, size: int, crop: int | None) -> None:
+def test_mask_stays_aligned_with_its_square_after_resize(tmp_path: Path, size: int, crop: int | None,
+                                                         resize: str) -> None:
     image, mask = _square_pair(tmp_path, 40, 30, (9, 13, 22, 31))
-    item = ImageDataset([_sample(image, mask)], size, normalize="none", center_crop=crop)[0]
+    item = ImageDataset([_sample(image, mask)], size, normalize="none", center_crop=crop, resize=resize)[0]
     _assert_aligned(item["image"][0], item["mask"])
+
+
+def test_paper_dataset_resizes_with_opencv_and_its_mask_stays_aligned(tmp_path: Path) -> None:
+    """PatchCore's paper preset: full decode + cv2 INTER_LINEAR (anomalib v0.3.7); masks nearest, pixel-centred."""
+    import cv2
+
+    from miad.registry import get_method
+
+    image, mask = _square_pair(tmp_path, 1000, 600, (203, 417, 391, 733), ext=".jpg")
+    det = get_method("patchcore")(get_method("patchcore").PRESETS["paper"], pretrained=False)
+    item = det.dataset([_sample(image, mask)])[0]
+    full = np.asarray(Image.open(image).convert("RGB"))
+    want = cv2.resize(full, (224, 224), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    got = item["image"] * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert np.abs(got.permute(1, 2, 0).numpy() - want).max() < 1e-5
+    channel = got[0]
+    _assert_aligned(channel, item["mask"])
+    ys, xs = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    for grid in (ys, xs):  # centroids of the bright square and of the mask agree to a tenth of a pixel
+        assert abs(float((grid * channel).sum() / channel.sum()) - float(grid[item["mask"].bool()].mean())) < 0.1
+
+
+def test_opencv_resize_does_not_antialias(tmp_path: Path) -> None:
+    stripes = np.zeros((63, 63, 3), np.uint8)  # x3 down: cv2 samples source pixels 3x+1 exactly
+    stripes[:, ::2] = 255  # one-pixel stripes: antialiasing averages them to grey, cv2 INTER_LINEAR samples them
+    path = tmp_path / "s.png"
+    Image.fromarray(stripes).save(path)
+    pil = ImageDataset([_sample(path)], 21, normalize="none", resize="pil")[0]["image"]
+    cv = ImageDataset([_sample(path)], 21, normalize="none", resize="opencv")[0]["image"]
+    assert float(pil.std()) < 0.1 and float(cv.std()) > 0.4
 
 
 def test_mask_alignment_survives_reduced_jpeg_decoding(tmp_path: Path) -> None:

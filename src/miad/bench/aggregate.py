@@ -44,8 +44,12 @@ class Cell:
         return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
+PROCEDURAL_MARK = "†"  # runs on procedural anomaly textures, not DTD (tables.PROCEDURAL_NOTE)
+
+
 def label(row: Row) -> str:
-    return f"{row['method']} (unified)" if row.get("unified") else str(row["method"])
+    name = str(row["method"]) + (PROCEDURAL_MARK if row.get("procedural_textures") else "")
+    return f"{name} (unified)" if row.get("unified") else name
 
 
 def labels_of(rows: Iterable[Row]) -> list[str]:

@@ -22,7 +22,7 @@ from miad.metrics.result import COUNTS, METRICS
 IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope", "category", "subset")
 COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",
          "resumed_after_epoch", "n_train", "n_test", "git_commit")
-FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS
+FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS + ("procedural_textures",)
 
 
 def run_dirs(out: Path) -> list[Path]:
@@ -34,7 +34,7 @@ def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] 
     """The category, defect-type, group, factor (computed by the caller) and run rows of one result.json."""
     base = {"method": result["method"], "setting": result["setting"], "seed": result["seed"],
             "unified": bool(result.get("unified")), "trained_on": ";".join(result.get("trained_on", [])),
-            "run": run}
+            "run": run, "procedural_textures": procedural_textures(result)}
     metrics = result["metrics"]
     rows = [{**base, "scope": "category", "category": c, "subset": "", **e}
             for c, e in metrics["per_category"].items()]
@@ -54,6 +54,11 @@ def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] 
         "n_test": result.get("n_test"), "git_commit": result.get("git_commit"),
     })
     return rows
+
+
+def procedural_textures(result: dict[str, Any]) -> bool:
+    """A DRAEM run that synthesised anomalies from procedural textures instead of DTD (the original's source)."""
+    return result.get("method_notes", {}).get("anomaly_source") == "procedural"
 
 
 def collect_rows(out: Path, cache: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:

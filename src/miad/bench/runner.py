@@ -253,7 +253,8 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
         write_scores_csv(run_dir / "scores.csv", ev.rows)
         result = {
             "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
-            "unified": spec.unified, "metrics": ev.metrics.to_dict(), **measured, "history": det.history,
+            "unified": spec.unified, "method_notes": det.run_notes(), "metrics": ev.metrics.to_dict(),
+            **measured, "history": det.history,
             "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
             "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from miad.bench.aggregate import (
+    PROCEDURAL_MARK,
     Cell,
     Row,
     cells,
@@ -24,6 +25,8 @@ from miad.bench.factors import FACTOR_NAMES
 
 MAIN_METRICS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "aupro": "AUPRO (FPR <= 0.3)"}
 DASH = "–"
+PROCEDURAL_NOTE = (f"{PROCEDURAL_MARK} DRAEM trained on procedural anomaly textures, not DTD as the original code "
+                   "(README: DRAEM anomaly textures).")
 
 
 @dataclass
@@ -206,4 +209,7 @@ def build_tables(rows: list[Row]) -> list[Table]:
         tables.append(factors)
     if select(rows, "run"):
         tables.append(cost_table(rows))
+    for table in tables:
+        if any(PROCEDURAL_MARK in str(row[0]) for row in table.rows):
+            table.note = f"{table.note} {PROCEDURAL_NOTE}".strip()
     return tables

@@ -1,9 +1,11 @@
 """The one thin torch Dataset: read, resize, optionally centre-crop, normalise.
 
 Images are resized to `image_size` x `image_size` without keeping the aspect ratio (the MIAD paper "zooms"
-every image to the input size) with antialiased bilinear filtering; masks with nearest neighbour. Both use
-pixel-centre alignment, so a mask region stays on its image region at any size. A mask whose size differs
-from its image's is an error, not resized: it almost always means the mask was paired with the wrong image.
+every image to the input size) in the preset's `resize` mode (miad.data.io.load_rgb: bilinear, antialiased by
+PIL or not by OpenCV); masks with nearest neighbour. Both use pixel-centre alignment, so a mask region stays on
+its image region at any size (OpenCV's INTER_NEAREST would not: it shifts masks by half an output pixel).
+A mask whose size differs from its image's is an error, not resized: it almost always means the mask was paired
+with the wrong image.
 
 Every item is a dict {image: float32 [3,S,S], mask: float32 [S,S] in {0,1}, label: int, index: int}, which
 torch's default collate batches as is; `index` points back into `samples`.
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from miad.data.io import load_mask, load_rgb, read_size
+from miad.data.io import RESIZE_MODES, load_mask, load_rgb, read_size
 from miad.errors import ConfigError, DataError
 from miad.preprocess import mean_std, normalize
 from miad.types import Sample
@@ -31,6 +33,7 @@ class ImageDataset(Dataset):
     image_size: side S of the resized square image.
     normalize: a name from `miad.preprocess.NORMALIZATIONS` (the method preset's).
     center_crop: when given, the central square of that side is cut out after resizing (S = center_crop).
+    resize: image resize mode of miad.data.io.load_rgb ("pil_draft" | "pil" | "opencv").
     """
 
     def __init__(
@@ -39,16 +42,20 @@ class ImageDataset(Dataset):
         image_size: int,
         normalize: str = "imagenet",
         center_crop: int | None = None,
+        resize: str = "pil_draft",
     ) -> None:
         if not isinstance(image_size, int) or image_size <= 0:
             raise ConfigError(f"image_size must be a positive integer, got {image_size!r}")
         if center_crop is not None and not (0 < center_crop <= image_size):
             raise ConfigError(f"center_crop must be in [1, image_size={image_size}], got {center_crop!r}")
         mean_std(normalize)  # fail now, listing the valid names, not inside a worker
+        if resize not in RESIZE_MODES:
+            raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
         self.samples = list(samples)
         self.image_size = image_size
         self.normalize = normalize
         self.center_crop = center_crop
+        self.resize = resize
 
     @property
     def output_size(self) -> int:
@@ -59,7 +66,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         sample = self.samples[index]
-        rgb = np.asarray(load_rgb(sample.image, self.image_size), dtype=np.float32) / 255.0  # [S,S,3]
+        rgb = np.asarray(load_rgb(sample.image, self.image_size, self.resize), dtype=np.float32) / 255.0  # [S,S,3]
         image = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # [3,S,S]
         mask = self._mask(sample)  # [S,S]
         image, mask = self._crop(image), self._crop(mask)

@@ -182,20 +182,29 @@ def read_size(path: str | Path) -> tuple[int, int]:
         return (h, w) if _orientation(img) in _SWAPS_AXES else (w, h)
 
 
-def load_rgb(path: str | Path, size: Size | None = None) -> Image.Image:
+RESIZE_MODES = ("pil_draft", "pil", "opencv")
+
+
+def load_rgb(path: str | Path, size: Size | None = None, resize: str = "pil_draft") -> Image.Image:
     """Read an image as upright 8-bit RGB.
 
-    size: when given (a side or (width, height)), the image is resized to exactly that size with antialiased
-        bilinear filtering, not keeping the aspect ratio (as the MIAD paper "zooms" images). JPEGs are then
-        decoded directly at 1/2, 1/4 or 1/8 scale when that stays at least `size`, so an 8000x8000 photo never
-        occupies full-resolution memory; the decoder's exact scale box keeps pixels aligned with masks.
+    size: when given (a side or (width, height)), the image is resized to exactly that size, not keeping the
+        aspect ratio (as the MIAD paper "zooms" images), with pixel-centre alignment in every mode:
+    resize: "pil_draft": JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale when that stays at least `size`
+        (so an 8000x8000 photo never occupies full-resolution memory; the decoder's exact scale box keeps pixels
+        aligned with masks), then antialiased PIL bilinear. "pil": full decode, antialiased PIL bilinear (what
+        torchvision's Resize does to PIL images). "opencv": full decode, cv2.resize INTER_LINEAR, which does not
+        antialias (albumentations' Resize default, anomalib v0.3.7; cv2.resize default, official DRAEM).
     """
+    if resize not in RESIZE_MODES:
+        raise DataError(f"resize mode {resize!r} is unknown; use one of {', '.join(RESIZE_MODES)}")
     target = _as_wh(size) if size is not None else None
     with _open(Path(path)) as img:
         orientation = _orientation(img)
-        if target is None:
+        if target is None or resize != "pil_draft":
             img.load()
-            return _upright(_to_rgb(img), orientation).copy()
+            upright = _upright(_to_rgb(img), orientation).copy()
+            return upright if target is None else _resize_full(upright, target, resize)
         w, h = target
         raw_target = (h, w) if orientation in _SWAPS_AXES else (w, h)  # the target before un-rotating
         drafted = img.draft(img.mode, raw_target) if img.format == "JPEG" else None
@@ -203,6 +212,14 @@ def load_rgb(path: str | Path, size: Size | None = None) -> Image.Image:
         img.load()
         resized = _to_rgb(img).resize(raw_target, Image.Resampling.BILINEAR, box=box)
         return _upright(resized, orientation)
+
+
+def _resize_full(rgb: Image.Image, target: tuple[int, int], resize: str) -> Image.Image:
+    if resize == "pil":
+        return rgb.resize(target, Image.Resampling.BILINEAR)
+    import cv2
+
+    return Image.fromarray(cv2.resize(np.asarray(rgb), target, interpolation=cv2.INTER_LINEAR))
 
 
 def load_mask(path: str | Path, size: Size | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from miad.methods.patchcore.knn import k_nearest, nearest_neighbor, nearest_neighbor_levels
-from miad.methods.patchcore.model import PatchCoreModel
+from miad.methods.patchcore.model import concat_levels
 
 
 def _data(dtype=torch.float32, n_queries=50):
@@ -46,15 +46,16 @@ def test_cpu_query_blocks_match_one_block():
     torch.testing.assert_close(got_d.double(), want_d, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])  # quick (anomalib >= 1.0) and paper (anomalib v0.3.7)
 @pytest.mark.parametrize("block", [None, 1])  # cache-sized CPU blocks of whole images; 256-row chunks
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_level_wise_search_equals_search_on_the_upsampled_embedding(block, dtype):
+def test_level_wise_search_equals_search_on_the_upsampled_embedding(block, dtype, mode):
     gen = torch.Generator().manual_seed(3)
     levels = [torch.randn(5, 6, 24, 24, generator=gen), torch.randn(5, 10, 12, 12, generator=gen)]
-    emb = PatchCoreModel._concat(levels).reshape(-1, 16)  # [5*576, 16]
+    emb = concat_levels(levels, mode).reshape(-1, 16)  # [5*576, 16]
     bank = torch.randn(600, 16, generator=gen).to(dtype)
     bank_sq = bank.float().pow(2).sum(1)
     want_d, want_i = nearest_neighbor(emb, bank, bank_sq)
-    got_d, got_i = nearest_neighbor_levels(levels, bank, bank_sq, emb.pow(2).sum(1).view(5, -1), block)
+    got_d, got_i = nearest_neighbor_levels(levels, bank, bank_sq, emb.pow(2).sum(1).view(5, -1), block, mode)
     assert (got_i == want_i).float().mean() > 0.999  # rounding may flip a near-tie
     torch.testing.assert_close(got_d, want_d, rtol=1e-4, atol=1e-4)

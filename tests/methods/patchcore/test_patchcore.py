@@ -30,6 +30,44 @@ def test_paper_preset_is_appendix_a22_with_anomalib_defaults():
     assert PRESETS["quick"].backbone == "efficientnet_lite0" and PRESETS["quick"].weights == "imagenet"
 
 
+def test_paper_preset_holds_anomalib_v037_embedding_and_global_coreset():
+    paper, quick = PRESETS["paper"], PRESETS["quick"]
+    assert (paper.resize, paper.embed_upsample, paper.pool_count_include_pad, paper.coreset_mode) == (
+        "opencv", "nearest", False, "auto")
+    assert (quick.resize, quick.embed_upsample, quick.pool_count_include_pad, quick.coreset_mode) == (
+        "pil_draft", "bilinear", True, "chunked")
+
+
+PAPER_EMBEDDING = {"embed_upsample": "nearest", "pool_count_include_pad": False}
+
+
+def test_anomalib_v037_embedding_pools_without_padding_and_upsamples_nearest():
+    model = PatchCoreModel(replace(TINY, **PAPER_EMBEDDING), pretrained=False)
+    images = _images(2)
+    l2, l3 = model.extractor(images)
+    pool = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)  # anomalib v0.3.7 feature_pooler
+    want = torch.cat([pool(l2), F.interpolate(pool(l3), size=l2.shape[-2:], mode="nearest")], 1)
+    torch.testing.assert_close(model.embed(images), want.permute(0, 2, 3, 1))
+    quick = PatchCoreModel(TINY, pretrained=False)
+    assert not torch.allclose(quick.embed(images), model.embed(images))  # the fields reach the code
+
+
+@pytest.mark.parametrize("mode,device,chunks", [("auto", "cpu", 3), ("chunked", "cpu", 3), ("global", "cpu", 1)])
+def test_coreset_mode_decides_the_chunks_and_is_recorded(mode, device, chunks):
+    det = PatchCore(replace(TINY, coreset_mode=mode, coreset_chunk_size=64, holdout_fraction=0.0))
+    det.fit(_images(3), device=device, progress=False)
+    assert det.fit_stats["patch_vectors"] == 3 * 64  # an 8x8 grid per 32 px image
+    assert det.fit_stats["chunks"] == chunks
+    assert det.fit_stats["coreset_mode"] == ("chunked" if mode == "auto" else mode)
+    assert det.run_notes() == {"coreset_mode": det.fit_stats["coreset_mode"]}
+
+
+def test_auto_coreset_mode_is_global_on_cuda():
+    det = PatchCore(replace(TINY, coreset_mode="auto"))
+    det.device = torch.device("cuda")  # resolution only; nothing runs there
+    assert det.coreset_mode() == "global"
+
+
 @pytest.mark.parametrize(
     "key,value",
     [
@@ -87,9 +125,10 @@ def anomalib_score(feats: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[tor
 
 
 # Lite0 levels (1,2) take the plain search; (3,4) have 320 up-sampled channels and take the level-wise search.
+@pytest.mark.parametrize("embedding", [{}, PAPER_EMBEDDING])  # quick's, and anomalib v0.3.7's (paper)
 @pytest.mark.parametrize("layers,size", [((1, 2), 32), ((3, 4), 64)])
-def test_reweighted_image_score_and_map_match_anomalib(layers, size):
-    cfg = replace(TINY, layers=layers, image_size=size, num_neighbors=9, knn_block_elements=1)
+def test_reweighted_image_score_and_map_match_anomalib(layers, size, embedding):
+    cfg = replace(TINY, layers=layers, image_size=size, num_neighbors=9, knn_block_elements=1, **embedding)
     model = PatchCoreModel(cfg, pretrained=False).eval()
     images = _images(3, seed=1, size=size)
     feats = model.embed(images)  # [3,h,w,D]

@@ -112,7 +112,27 @@ def test_paper_preset_is_appendix_a21():
         0.005,
         (0.5, 0.999),
     )
-    assert (p.batch_size, p.epochs, p.map_mode, p.loss_mode, p.blur_sigma) == (32, 200, "add", "flattened", 4.0)
+    # A.2.1 "rest as Anomalib defaults": anomalib v0.3.7's per-pixel loss, multiplied maps, OpenCV resize
+    assert (p.batch_size, p.epochs, p.map_mode, p.loss_mode, p.blur_sigma) == (32, 200, "multiply", "per_pixel", 4.0)
+    assert p.resize == "opencv" and PRESETS["quick"].resize == "pil_draft"
+    assert (PRESETS["quick"].map_mode, PRESETS["quick"].loss_mode) == ("add", "flattened")
+
+
+def test_detector_uses_the_configured_loss_and_map_modes():
+    """The anomalib v0.3.7 formulas, written out plainly, against what the detector computes in those modes."""
+    det = create("reverse_distillation", "quick", pretrained=False, image_size=64, loss_mode="per_pixel",
+                 map_mode="multiply", blur_sigma=0.0)
+    det.model.eval()
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        teacher, student = det.model(images)
+        want_loss = sum((1 - torch.nn.functional.cosine_similarity(t, s)).mean() for t, s in zip(teacher, student))
+        torch.testing.assert_close(det.loss(det.encode(images)), want_loss)
+        want_map = torch.ones(2, 1, 64, 64)
+        for t, s in zip(teacher, student):
+            d = (1 - torch.nn.functional.cosine_similarity(t, s)).unsqueeze(1)
+            want_map *= torch.nn.functional.interpolate(d, size=(64, 64), mode="bilinear", align_corners=True)
+        torch.testing.assert_close(det._predict(images).anomaly_map, want_map.squeeze(1))
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,10 @@ class DraemDetector(GradientDetector):
         self.synthesizer  # noqa: B018  (a wrong anomaly_source fails now, not after the first batch loads)
         super()._fit(train, val, **options)
 
+    def run_notes(self) -> dict[str, Any]:
+        """result.json marks runs on procedural textures (the original requires DTD; README: DRAEM textures)."""
+        return {"anomaly_source": self.config.anomaly_source or "procedural"}
+
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model]
 
@@ -67,7 +71,8 @@ class DraemDetector(GradientDetector):
         augmented, clean, mask = inputs
         recon, logits = self.model(augmented)
         cfg = self.config
-        return draem_loss(recon, logits, clean, mask, cfg.ssim_window, cfg.ssim_sigma, cfg.focal_gamma)
+        return draem_loss(recon, logits, clean, mask, cfg.ssim_window, cfg.ssim_sigma, cfg.focal_gamma,
+                          cfg.ssim_data_range)
 
     def _predict(self, images: torch.Tensor) -> Prediction:
         _, logits = self.model(images)

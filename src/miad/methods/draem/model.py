@@ -16,8 +16,10 @@ Deviations from the original code (VitjanZ/DRAEM), documented next to their fiel
   follow the original's imgaug settings, brightness and hue/saturation changes approximated in RGB.
 - Normal images are rotated by (-45, 45) degrees as A.2.4 says (the original: (-90, 90)), with the original's
   probability 0.3, which A.2.4 does not state.
-- On CUDA the networks run under bfloat16 autocast when `amp` is on (the shared loop's default); the losses are
-  computed in float32. `--set amp=false` trains in float32 as the original.
+- `paper` trains in float32 as the original (`amp=False`); `--set amp=true` runs the networks under bfloat16
+  autocast on CUDA, the losses still in float32.
+- SSIM's data range: `paper` as the original (loss.py ssim with val_range None: 2 when the reconstruction goes
+  below -0.5, 255 when above 128, else 1); `--set ssim_data_range=1.0` fixes it at 1 (the earlier behaviour).
 - `quick` (CPU) scores images with a 5 px window, the original's 21 px at 256 px scaled to 64 px.
 """
 
@@ -64,6 +66,7 @@ class DraemConfig(BaseConfig):
     # --- loss (methods.md 3.4): L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation
     ssim_window: int = 11
     ssim_sigma: float = 1.5
+    ssim_data_range: float | None = 1.0  # None: the original's rule (losses.py original_data_range); else fixed
     focal_gamma: float = 2.0
     # --- scoring: image score = max of the k x k mean-filtered anomaly map (original test code: k = 21)
     score_kernel: int = 21
@@ -115,6 +118,10 @@ class DraemConfig(BaseConfig):
         )
         _check(0.0 <= self.rotate_probability <= 1.0, "rotate_probability", self.rotate_probability, "in [0, 1]")
         _check(self.ssim_window % 2 == 1, "ssim_window", self.ssim_window, "an odd integer")
+        _check(
+            self.ssim_data_range is None or self.ssim_data_range > 0, "ssim_data_range", self.ssim_data_range,
+            "null (the original's rule) or > 0",
+        )
         _check(self.score_kernel % 2 == 1, "score_kernel", self.score_kernel, "an odd integer")
         _check(
             not self.cache_features,
@@ -125,7 +132,13 @@ class DraemConfig(BaseConfig):
 
 
 PRESETS: dict[str, DraemConfig] = {
-    "paper": DraemConfig(),
+    "paper": DraemConfig(
+        # VitjanZ/DRAEM @ 2dbf673 data_loader.py: cv2.imread (full decode), cv2.resize (INTER_LINEAR, no antialias),
+        # images and anomaly-source textures alike
+        resize="opencv",
+        amp=False,  # the original trains in float32 (train_DRAEM.py: no autocast)
+        ssim_data_range=None,  # loss.py ssim(val_range=None): range from the reconstruction's values
+    ),
     # CPU-sized (measured on the built-in mini-MIAD, ~25 CPU-seconds per scenario on one core): DRAEM trains both
     # networks from scratch, so this is a short run, far from the paper's 700 GPU epochs. Small step count ->
     # lr 1e-3 and batch 4 (twice the optimiser steps of batch 8 for the same cost); narrow networks at 64 px

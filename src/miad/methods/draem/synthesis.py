@@ -86,8 +86,9 @@ class TextureSource:
     Decoded, resized folder images are kept in memory up to `cache_bytes` (all of DTD at 256 px is ~1.1 GB), so
     that a GPU run does not wait on JPEG decoding in the training process after the first epochs."""
 
-    def __init__(self, folder: str | None, cache_bytes: int = 2 * 1024**3) -> None:
+    def __init__(self, folder: str | None, cache_bytes: int = 2 * 1024**3, resize: str = "pil_draft") -> None:
         self.folder = Path(folder).expanduser() if folder else None
+        self.resize = resize  # the original resizes textures like its images: cv2.resize (data_loader.py)
         self.files: list[Path] = []
         self.cache: dict[tuple[int, int], torch.Tensor] = {}
         self.cache_bytes, self._cached_bytes = cache_bytes, 0
@@ -115,7 +116,7 @@ class TextureSource:
         key = (index, size)
         if key in self.cache:
             return self.cache[key]
-        rgb = np.asarray(load_rgb(self.files[index], size), dtype=np.uint8)  # [S,S,3], whole image resized
+        rgb = np.asarray(load_rgb(self.files[index], size, self.resize), dtype=np.uint8)  # [S,S,3], whole image resized
         texture = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()  # [3,S,S]
         if self._cached_bytes + texture.numel() <= self.cache_bytes:
             self.cache[key] = texture
@@ -176,7 +177,7 @@ class AnomalySynthesizer:
 
     def __init__(self, cfg: DraemConfig) -> None:
         self.cfg = cfg
-        self.source = TextureSource(cfg.anomaly_source)
+        self.source = TextureSource(cfg.anomaly_source, resize=cfg.resize)
 
     def __call__(self, images: torch.Tensor, gen: Generator = None) -> SyntheticBatch:
         """images: [B,3,S,S] in [0, 1]."""

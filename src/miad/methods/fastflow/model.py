@@ -42,7 +42,9 @@ class FastFlowConfig(BaseConfig):
     # --- frozen backbone: A.2.3 WRN50, last layer of each of the first three blocks = timm levels 1, 2, 3
     backbone: str = "wide_resnet50_2"
     layers: tuple[int, ...] = (1, 2, 3)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     # --- flows (A.2.3: 8 steps for WRN50; the rest from the reference config wide_resnet50_2.yaml, methods.md §3.3)
     flow_steps: int = 8
     hidden_ratio: float = 1.0  # subnet hidden channels = int(in_channels * hidden_ratio)
@@ -66,7 +68,11 @@ class FastFlowConfig(BaseConfig):
 
 
 PRESETS: dict[str, FastFlowConfig] = {
-    "paper": FastFlowConfig(),  # every field above is A.2.3 or the reference default
+    "paper": FastFlowConfig(  # every field above is A.2.3 or the reference default
+        # gathierry/FastFlow @ 2cf1f2f dataset.py: PIL Image.open (full decode) + torchvision Resize (antialiased
+        # PIL bilinear)
+        resize="pil",
+    ),
     # CPU-sized (~19 CPU-seconds on one core for 90 images): ImageNet Lite0 (offline weights), levels 1-3 = strides
     # 4/8/16 (24/40/112 channels) like WRN50's, 128 px, frozen features cached once (no augmentation). Small batches
     # and a higher rate: on mini-MIAD, batch 4 x 10 epochs beat batch 16 x 12 epochs at the same cost.

@@ -63,6 +63,7 @@ class PatchCore(Detector):
             "patch_vectors": stream.plan.total,
             "bank_size": stream.plan.bank_size,
             "chunks": len(stream.plan.counts),
+            "coreset_mode": self.coreset_mode(),
             "features_seconds": features_s,
             "coreset_seconds": coreset_s,
         }
@@ -108,6 +109,16 @@ class PatchCore(Detector):
             seed=cfg.seed,
         )
 
+    def coreset_mode(self) -> str:
+        """config.coreset_mode with "auto" resolved: one global greedy on CUDA, chunks elsewhere."""
+        mode = self.config.coreset_mode
+        if mode == "auto":
+            return "global" if torch.device(self.device).type == "cuda" else "chunked"
+        return mode
+
+    def run_notes(self) -> dict[str, Any]:
+        return {"coreset_mode": self.fit_stats["coreset_mode"]} if self.fit_stats else {}
+
     def plan(self, n_images: int, per_image: int, grid: tuple[int, ...] = ()) -> CoresetPlan:
         """The coreset plan for n_images x per_image patch vectors; bad sizes raise clear errors."""
         cfg = self.config
@@ -117,7 +128,9 @@ class PatchCore(Detector):
                 f"config max_bank_size={cfg.max_bank_size} is smaller than one image's {per_image} patch "
                 f"vectors{where}; set max_bank_size >= {per_image} or null"
             )
-        plan = plan_coreset(n_images * per_image, cfg.coreset_ratio, cfg.coreset_chunk_size, cfg.max_bank_size)
+        total = n_images * per_image
+        chunk = total if self.coreset_mode() == "global" else cfg.coreset_chunk_size
+        plan = plan_coreset(total, cfg.coreset_ratio, chunk, cfg.max_bank_size)
         if plan.bank_size < cfg.num_neighbors:
             raise DataError(
                 f"the training set is too small: {n_images} images x {per_image} patch vectors x coreset_ratio "

@@ -87,24 +87,27 @@ def nearest_neighbor_levels(
     bank_sq: torch.Tensor,
     query_sq: torch.Tensor,
     block_elements: int | None = None,
+    mode: str = "bilinear",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact 1-NN for anomalib's embedding without forming its up-sampled part in the products.
 
-    The embedding concatenates levels[0] with levels[1:] bilinearly up-sampled to levels[0]'s grid. Up-sampling
-    is linear, so q.b = q0.b0 + sum_l up(f_l.b_l): each level's products are computed at its own resolution and
-    then up-sampled, which for WRN50 (layer3 at 14x14 under layer2's 28x28) halves the multiply-adds. Same
-    arithmetic up to rounding. levels [B,C_l,H_l,W_l]; bank [K, sum C_l]; query_sq [B,h*w] = ||q||^2 of the
-    embedding -> (squared distance [B*h*w], index [B*h*w]) in the embedding's (b, y, x) row order.
+    The embedding concatenates levels[0] with levels[1:] up-sampled to levels[0]'s grid with `mode` (it must be
+    the embedding's own mode: PatchCoreConfig.embed_upsample, else scores come from another embedding than the
+    bank's). Up-sampling, bilinear or nearest, is linear, so q.b = q0.b0 + sum_l up(f_l.b_l): each level's
+    products are computed at its own resolution and then up-sampled, which for WRN50 (layer3 at 14x14 under
+    layer2's 28x28) halves the multiply-adds. Same arithmetic up to rounding. levels [B,C_l,H_l,W_l];
+    bank [K, sum C_l]; query_sq [B,h*w] = ||q||^2 of the embedding -> (squared distance [B*h*w], index [B*h*w])
+    in the embedding's (b, y, x) row order.
     """
     tracing, cpu = torch.jit.is_tracing(), levels[0].device.type == "cpu"
     if tracing or not cpu:
         kind = "traced" if tracing else "gpu"
-        best, index = _nearest_levels(levels, bank, bank_sq, block_elements or DEFAULT_BLOCK[kind])
+        best, index = _nearest_levels(levels, bank, bank_sq, block_elements or DEFAULT_BLOCK[kind], mode)
     else:
         per_block = max(1, CPU_QUERY_ROWS // query_sq.shape[1])  # whole images per cache-sized block
         parts = [
             _nearest_levels(
-                [f[i : i + per_block] for f in levels], bank, bank_sq, block_elements or DEFAULT_BLOCK["cpu"]
+                [f[i : i + per_block] for f in levels], bank, bank_sq, block_elements or DEFAULT_BLOCK["cpu"], mode
             )
             for i in range(0, levels[0].shape[0], per_block)
         ]
@@ -113,7 +116,7 @@ def nearest_neighbor_levels(
 
 
 def _nearest_levels(
-    levels: list[torch.Tensor], bank: torch.Tensor, bank_sq: torch.Tensor, block_elements: int
+    levels: list[torch.Tensor], bank: torch.Tensor, bank_sq: torch.Tensor, block_elements: int, mode: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (min over the bank of ||b||^2 - 2 q.b [B,h*w], its index [B,h*w])."""
     b, grid = levels[0].shape[0], levels[0].shape[-2:]
@@ -126,7 +129,7 @@ def _nearest_levels(
         partial = torch.add(bank_sq[start : start + rows].view(1, -1, 1), parts[0] @ flat[0], alpha=-2.0)
         for part, f, level in zip(parts[1:], flat[1:], levels[1:]):
             products = (part @ f).view(b, -1, *level.shape[-2:])  # [B,c,H_l,W_l]: one map per bank row
-            partial = torch.add(partial, ops.upsample(products, grid).flatten(2), alpha=-2.0)  # [B,c,h*w]
+            partial = torch.add(partial, ops.upsample(products, grid, mode=mode).flatten(2), alpha=-2.0)  # [B,c,h*w]
         value, index = partial.min(dim=1)  # [B,h*w]
         best, best_idx = _keep_closer(best, best_idx, value, index + start)
     assert best is not None and best_idx is not None, "the memory bank is empty"

@@ -4,12 +4,16 @@ Idea: locally aggregated mid-level features of normal training images form a mem
 k-centre ("coreset") selection; a test patch's score is its distance to the nearest bank vector, and the image
 score is the largest patch score, re-weighted by how isolated that nearest bank vector is.
 
-The `paper` preset follows MIAD appendix A.2.2 (anomalib's PatchCore; /work/shared/research/methods.md §3.2, §4):
-224x224 resize without crop, WideResNet50-2 layer2+layer3, 3x3 average-pooled neighbourhoods concatenated
-(1536 dims), coreset 10 %, 9 neighbours for re-weighting, nearest-neighbour up-sampling and Gaussian sigma 4.
-Deviations, all for scale: coreset selection runs on a random 128-dim projection (the official code's choice;
-anomalib uses a sparse random projection) in chunks of `coreset_chunk_size` patch vectors (exact greedy for
-smaller sets; see coreset.py); `max_bank_size` caps the bank; `bank_dtype` may halve its memory.
+The `paper` preset follows MIAD appendix A.2.2 and, where it is silent, anomalib v0.3.7 (the release MIAD ran;
+anomalib/models/patchcore/{config.yaml,torch_model.py,anomaly_map.py} at tag v0.3.7): 224x224 resize without
+crop (OpenCV bilinear), WideResNet50-2 (timm racm weights) layer2+layer3, 3x3 average pooling that does not count
+the zero padding, layer3 up-sampled to layer2's grid with nearest neighbour and concatenated (1536 dims), one
+global greedy coreset of 10 %, 9 neighbours for re-weighting, nearest-neighbour map up-sampling, Gaussian sigma 4.
+Deviations: coreset selection runs on a random 128-dim projection (the official code's choice; anomalib uses a
+sparse random projection); on CPU (`coreset_mode=auto`) in chunks of `coreset_chunk_size` patch vectors (exact
+greedy for smaller sets; see coreset.py), since one global greedy over 2,000 images takes hours there;
+`max_bank_size` caps the bank; `bank_dtype` may halve its memory. `quick` keeps anomalib >= 1.0's embedding
+(bilinear up-sampling, padding counted) and chunked selection.
 `embed_dim` set to an integer switches to the official code's aggregation (each 3x3 patch vector adaptively
 average-pooled to `embed_dim` per layer, then over the stacked layers). The search is exact (knn.py). The blur
 pads as scipy's 'reflect' (miad.ops); anomalib's pads as torch's 'reflect', so maps differ near the borders only.
@@ -29,6 +33,7 @@ from miad.config import BaseConfig, _check
 from miad.methods.patchcore.knn import k_nearest, levelwise_pays, nearest_neighbor, nearest_neighbor_levels
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+CORESET_MODES = ("auto", "global", "chunked")
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,24 @@ class PatchCoreConfig(BaseConfig):
     # --- features
     backbone: str = "wide_resnet50_2"  # A.2.2: WideResNet50
     layers: tuple[int, ...] = (2, 3)  # anomalib default: layer2 + layer3 (methods.md §3.2)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     patch_size: int = 3  # neighbourhood aggregated around each location (anomalib AvgPool2d(3, 1, 1))
+    # anomalib v0.3.7 torch_model.py: AvgPool2d(3, 1, 1, count_include_pad=False) (paper); anomalib >= 1.0 counts
+    # the padding. Class defaults keep the earlier behaviour, so older checkpoints load unchanged.
+    pool_count_include_pad: bool = True
+    # levels[1:] resized to levels[0]'s grid, in the embedding AND the level-wise search (knn.py): anomalib v0.3.7
+    # generate_embedding uses F.interpolate(mode="nearest") (paper); anomalib >= 1.0 "bilinear"
+    embed_upsample: str = "bilinear"
     embed_dim: int | None = None  # None: anomalib concatenation (sum of channels); int: official adaptive pooling
     # --- memory bank
     coreset_ratio: float = 0.1  # anomalib default: 10 % of the training patch vectors
     projection_dim: int | None = 128  # random projection for coreset selection (official code); None = none
+    # "global": one greedy over all patch vectors (anomalib v0.3.7 KCenterGreedy; minutes on a GPU, hours on CPU at
+    # 2,000 images) | "chunked": greedy per chunk of coreset_chunk_size (coreset.py) | "auto": global on CUDA,
+    # chunked elsewhere. The mode used is in fit_stats and the benchmark's result.json.
+    coreset_mode: str = "chunked"
     coreset_chunk_size: int = 10_000  # patch vectors per greedy chunk; sets this small or smaller: exact greedy
     max_bank_size: int | None = None  # absolute cap on bank vectors (None: ratio alone decides)
     bank_dtype: str = "float32"  # "float32" | "float16" (half the memory; search widens chunks to float32)
@@ -82,6 +99,11 @@ class PatchCoreConfig(BaseConfig):
         _check(
             self.map_upsample in ("nearest", "bilinear"), "map_upsample", self.map_upsample, "'nearest' or 'bilinear'"
         )
+        _check(
+            self.embed_upsample in ("nearest", "bilinear"), "embed_upsample", self.embed_upsample,
+            "'nearest' or 'bilinear'",
+        )
+        _check(self.coreset_mode in CORESET_MODES, "coreset_mode", self.coreset_mode, f"one of {list(CORESET_MODES)}")
         _check(self.blur_sigma >= 0, "blur_sigma", self.blur_sigma, ">= 0 (0 = no blur)")
         _check(len(self.layers) >= 1, "layers", self.layers, "at least one feature level")
 
@@ -89,13 +111,20 @@ class PatchCoreConfig(BaseConfig):
 PRESETS = {
     "paper": PatchCoreConfig(
         image_size=224,  # A.2.2: zoomed to 224x224, no augmentation
+        # anomalib v0.3.7 anomalib/data/utils/image.py read_image (cv2.imread, full decode) and
+        # anomalib/pre_processing/pre_process.py A.Resize (albumentations default cv2.INTER_LINEAR, no antialias)
+        resize="opencv",
         backbone="wide_resnet50_2",  # A.2.2: WideResNet50
+        weights="imagenet",  # timm wide_resnet50_2.racm_in1k: anomalib v0.3.7 pins timm==0.5.4 (backbones.py)
         layers=(2, 3),  # anomalib default layer2 + layer3 (methods.md §3.2)
         batch_size=32,  # A.2.2: batch size 32
         max_train_images=2000,  # A.2.2: 2,000 randomly sampled training images (off: --set max_train_images=null)
         coreset_ratio=0.1,  # anomalib default (methods.md §4)
         num_neighbors=9,  # anomalib default (methods.md §4)
         blur_sigma=4.0,  # anomalib default
+        pool_count_include_pad=False,  # anomalib v0.3.7 torch_model.py feature_pooler
+        embed_upsample="nearest",  # anomalib v0.3.7 torch_model.py generate_embedding
+        coreset_mode="auto",  # anomalib v0.3.7: one global KCenterGreedy (models/components/sampling); CPU: chunked
     ),
     # CPU-sized: EfficientNet-Lite0 (real ImageNet weights) at 160 px, stride-4 + stride-8 stages (24 + 40 = 64
     # dims on a 40x40 grid). On the built-in surface scenarios these finer stages beat the stride-8 + stride-16
@@ -107,6 +136,9 @@ PRESETS = {
         batch_size=32,
         coreset_ratio=0.1,
         num_neighbors=9,
+        pool_count_include_pad=True,  # anomalib >= 1.0's embedding, as before
+        embed_upsample="bilinear",
+        coreset_mode="chunked",
     ),
 }
 
@@ -150,15 +182,12 @@ class PatchCoreModel(nn.Module):
         levels = [f.float() for f in self.extractor(images)]  # the extractor runs channels-last, returns contiguous
         if self.config.embed_dim is not None:
             return levels
-        p = self.config.patch_size
-        return [ops.mean_filter(f.flatten(0, 1), p).view_as(f) for f in levels]
+        p, pad = self.config.patch_size, self.config.pool_count_include_pad
+        return [ops.mean_filter(f.flatten(0, 1), p, pad).view_as(f) for f in levels]
 
-    @staticmethod
-    def _concat(levels: list[torch.Tensor]) -> torch.Tensor:
-        """anomalib's embedding: levels[1:] bilinearly up-sampled to levels[0]'s grid, channels concatenated."""
-        grid = levels[0].shape[-2:]
-        maps = [levels[0]] + [ops.upsample(f, grid) for f in levels[1:]]
-        return torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # [B,h,w,sum C]
+    def _concat(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """anomalib's embedding: levels[1:] up-sampled (embed_upsample) to levels[0]'s grid, channels concatenated."""
+        return concat_levels(levels, self.config.embed_upsample)
 
     def _pool_channels(self, x: torch.Tensor) -> torch.Tensor:
         """[B,C',H,W] -> [B,E,H,W]: 1-D adaptive average pooling of each location's vector (official code)."""
@@ -184,7 +213,7 @@ class PatchCoreModel(nn.Module):
         if cfg.embed_dim is None and levelwise_pays(levels):  # same search, fewer multiply-adds (knn.py)
             query_sq = flat.pow(2).sum(1).view(b, h * w)
             sq, index = nearest_neighbor_levels(
-                levels, self.memory_bank, self.bank_sq_norm, query_sq, cfg.knn_block_elements
+                levels, self.memory_bank, self.bank_sq_norm, query_sq, cfg.knn_block_elements, cfg.embed_upsample
             )
         else:
             sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, cfg.knn_block_elements)
@@ -223,3 +252,10 @@ class PatchCoreModel(nn.Module):
         else:
             maps = ops.upsample(patch_scores, size)
         return ops.gaussian_blur(maps, self.config.blur_sigma)
+
+
+def concat_levels(levels: list[torch.Tensor], mode: str) -> torch.Tensor:
+    """[B,C_l,H_l,W_l] levels -> [B,h,w,sum C]: levels[1:] up-sampled with `mode` to levels[0]'s grid."""
+    grid = levels[0].shape[-2:]
+    maps = [levels[0]] + [ops.upsample(f, grid, mode=mode) for f in levels[1:]]
+    return torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # [B,h,w,sum C]

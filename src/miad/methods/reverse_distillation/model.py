@@ -18,14 +18,18 @@ With WideResNet50-2 (c = 256, 512, 1024) and the defaults this is exactly the or
 decoder stages of [3, 4, 6] blocks (widths 512, 256, 128) giving 1024x16x16, 512x32x32, 256x64x64.
 EfficientNet-Lite0 (c = 24, 40, 112) gets the same design at its own, much smaller widths.
 
-Where the original code and anomalib (which the MIAD appendix A.2.1 says it used) differ, and what we follow:
-- Loss. The original (`main.py`) flattens each whole feature map of an image into one C*H*W vector and
-  averages 1 - cosine over the batch, summed over scales; anomalib's port computes the cosine per pixel (along
-  channels) and averages over pixels. We follow the original: `loss_mode="flattened"` ("per_pixel" = anomalib).
-- Anomaly map. The original evaluation (`test.py`, `amap_mode='a'`) SUMS the three up-sampled (bilinear,
-  align_corners=True) per-pixel 1 - cosine maps; anomalib's port (and its 2022 config) MULTIPLIES them. We
-  follow the original: `map_mode="add"` ("multiply" = anomalib). Both then blur with a Gaussian of sigma 4
-  (the original with scipy's gaussian_filter, which `miad.ops.gaussian_blur` matches); image score = map max.
+Where the original code and anomalib (which the MIAD appendix A.2.1 says it used, release v0.3.7) differ; the
+`paper` preset follows anomalib v0.3.7, the original is one `--set` away:
+- Loss. anomalib v0.3.7 (anomalib/models/reverse_distillation/loss.py) computes the cosine per pixel (along
+  channels) and averages over pixels: `loss_mode="per_pixel"`. The original (`main.py`) flattens each whole
+  feature map of an image into one C*H*W vector: `--set loss_mode=flattened`.
+- Anomaly map. anomalib v0.3.7 (config.yaml `anomaly_map_mode: multiply`, anomaly_map.py) MULTIPLIES the three
+  up-sampled (bilinear, align_corners=True) per-pixel 1 - cosine maps: `map_mode="multiply"`. The original
+  evaluation (`test.py`, `amap_mode='a'`) sums them: `--set map_mode=add`. Both then blur with a Gaussian of
+  sigma 4 (miad.ops.gaussian_blur pads as scipy's gaussian_filter, the original's; anomalib's kornia blur pads
+  as torch's 'reflect', so maps differ near the borders only); image score = map max.
+- Input. anomalib v0.3.7 decodes with OpenCV and resizes with albumentations' Resize (cv2 INTER_LINEAR, no
+  antialias): `resize="opencv"`.
 - Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); we never
   use test data for training decisions and run the full 200 epochs of anomalib's max_epochs.
 - beta2. anomalib's 2022 config has beta2 = 0.99; appendix A.2.1 says 0.999, which we follow (as the original).
@@ -62,7 +66,9 @@ class ReverseDistillationConfig(BaseConfig):
     # --- teacher (frozen)
     backbone: str = "wide_resnet50_2"
     layers: tuple[int, ...] = (1, 2, 3)  # consecutive timm feature levels, shallowest first
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     # --- student: widths derived from the teacher's channels
     bottleneck_blocks: int = 3  # blocks in the OCBE residual stage
     decoder_blocks: tuple[int, ...] = (3, 4, 6)  # blocks per decoder stage, deepest stage first
@@ -72,8 +78,9 @@ class ReverseDistillationConfig(BaseConfig):
     # for teachers whose features can be negative (EfficientNet stage outputs are linear projections).
     student_output_relu: bool = True
     # --- loss and anomaly map
-    loss_mode: str = "flattened"  # "flattened" (original code) | "per_pixel" (anomalib)
-    map_mode: str = "add"  # "add" (original evaluation) | "multiply" (anomalib)
+    # class defaults keep the earlier behaviour (older checkpoints load unchanged); `paper` sets anomalib v0.3.7's
+    loss_mode: str = "flattened"  # "per_pixel" (anomalib v0.3.7 loss.py) | "flattened" (original RD4AD main.py)
+    map_mode: str = "add"  # "multiply" (anomalib v0.3.7 config.yaml) | "add" (original RD4AD test.py)
     blur_sigma: float = 4.0  # Gaussian smoothing of the summed map (0 = none)
 
     def validate(self) -> None:
@@ -109,10 +116,11 @@ class ReverseDistillationConfig(BaseConfig):
 PRESETS: dict[str, ReverseDistillationConfig] = {
     "paper": ReverseDistillationConfig(
         image_size=256,  # A.2.1: images zoomed to 256x256, no data augmentation
+        resize="opencv",  # anomalib v0.3.7 data/utils/image.py (cv2.imread) + pre_processing/pre_process.py A.Resize
         normalize="imagenet",  # methods.md §3.1: ImageNet mean/std
         backbone="wide_resnet50_2",  # A.2.1: WideResNet50 teacher/student
         layers=(1, 2, 3),  # methods.md §3.1: layer1, layer2, layer3
-        weights="imagenet",
+        weights="imagenet",  # timm wide_resnet50_2.racm_in1k: anomalib v0.3.7 pins timm==0.5.4 (backbones.py)
         bottleneck_blocks=3,  # methods.md §3.1: OCBE with 3 bottleneck blocks -> 2048x8x8
         decoder_blocks=(3, 4, 6),  # methods.md §3.1: de_wide_resnet50_2 stages
         optimizer="adam",  # A.2.1: Adam
@@ -123,8 +131,8 @@ PRESETS: dict[str, ReverseDistillationConfig] = {
         weight_decay=0.0,  # methods.md §3.1: plain Adam
         amp=False,  # anomalib's trainer precision 32 (full precision)
         cache_features=False,  # features of 10,000 MIAD images at 256 px would not fit in memory
-        loss_mode="flattened",  # methods.md §3.1: original loss (see module docstring)
-        map_mode="add",  # methods.md §3.1: original evaluation sums the scales
+        loss_mode="per_pixel",  # anomalib v0.3.7 models/reverse_distillation/loss.py (see module docstring)
+        map_mode="multiply",  # anomalib v0.3.7 models/reverse_distillation/config.yaml anomaly_map_mode
         blur_sigma=4.0,  # methods.md §3.1: gaussian_filter sigma 4
     ),
     "quick": ReverseDistillationConfig(
@@ -141,6 +149,8 @@ PRESETS: dict[str, ReverseDistillationConfig] = {
         batch_size=16,
         epochs=20,
         cache_features=True,  # no augmentation: the frozen teacher runs once
+        loss_mode="flattened",  # as before (the original's loss and map)
+        map_mode="add",
     ),
 }
 

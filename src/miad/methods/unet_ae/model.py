@@ -60,7 +60,12 @@ class UNetAEConfig(BaseConfig):
 
 PRESETS = {
     # A.2.5: 256 x 256, mean/std 0.5, no other augmentation, 100 epochs, batch 16, Adam lr 1e-4, weight decay 5e-4.
-    "paper": UNetAEConfig(),
+    "paper": UNetAEConfig(
+        # MIAD's own implementation (no public code): decoded fully and resized with OpenCV bilinear like the
+        # anomalib pipeline MIAD ran RD and PatchCore in (an assumption; --set resize=pil_draft for the quick way)
+        resize="opencv",
+        amp=False,  # float32, as the MVTec AD auto-encoders it follows (A.2.5 states no mixed precision)
+    ),
     # CPU-sized (trained from scratch, no pretrained backbone exists for it). 64 px with the paper geometry scaled
     # down: depth 3 gives the same 8 x 8 bottleneck and a 16 x 16 skip map (stride 4 here, 16 at 256 px). The
     # SSIM loss and map (the MVTec AD SSIM-AE variant) replace L2: an L2 auto-encoder this small and short reproduces

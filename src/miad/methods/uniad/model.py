@@ -51,7 +51,9 @@ class UniADConfig(BaseConfig):
     # --- frozen backbone (A.2.6: EfficientNet-b4, stages 1-4 = timm levels 0..3, 24+32+56+160 = 272 channels)
     backbone: str = "tf_efficientnet_b4"
     layers: tuple[int, ...] = (0, 1, 2, 3)
-    weights: str = "imagenet"  # "imagenet" | "random" | path to a state dict
+    # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
+    # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
+    weights: str = "imagenet"
     feature_stride: int = 16  # every level resized (bilinear, align_corners) to this stride (original MFCN neck)
     # --- reconstruction transformer (original config)
     hidden_dim: int = 256
@@ -67,6 +69,10 @@ class UniADConfig(BaseConfig):
     jitter_prob: float = 1.0
     # --- scoring (original "max" evaluator: max of the 16x16 average-pooled map)
     score_pool: int = 16
+    # --- initialisation: True = as the original (models/reconstructions/uniad.py _get_clones deep-copies one layer,
+    # then models/initializer.py re-initialises every Linear with xavier): attention in-projections and learned
+    # queries start identical across layers, the rest independent. False: every layer independent.
+    shared_layer_init: bool = False
 
     @property
     def grid(self) -> int:
@@ -119,7 +125,13 @@ class UniADConfig(BaseConfig):
 
 
 PRESETS: dict[str, UniADConfig] = {
-    "paper": UniADConfig(),
+    "paper": UniADConfig(
+        # zhiyuanyou/UniAD @ a5b9d9d (Nov 2022): datasets/image_reader.py cv2.imread (full decode), then
+        # datasets/base_dataset.py torchvision Resize(BILINEAR) on a PIL image (antialiased)
+        resize="pil",
+        amp=False,  # the original trains in float32 (tools/train_val.py: no autocast)
+        shared_layer_init=True,  # the original's deep-copied layers (see the field)
+    ),
     # CPU-sized (about 15 s fit + predict per built-in scenario on 2 cores): EfficientNet-Lite0 (real ImageNet
     # weights offline; levels 0..3 = 16+24+40+112 = 192 channels) at 128 px -> 8x8 tokens, where a 5x5
     # neighbourhood masks about half the grid's width as 7x7 does at 14x14; score pooling scaled to 9 px
@@ -167,6 +179,7 @@ class UniADModel(nn.Module):
             cfg.neighbor_mask,
             cfg.jitter_scale,
             cfg.jitter_prob,
+            cfg.shared_layer_init,
         )
 
     @torch.no_grad()

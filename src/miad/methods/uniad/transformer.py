@@ -5,7 +5,10 @@ models/reconstructions/uniad.py). Tokens are batch-first [B, N, C] here (the ori
 Attention is plain matmul + softmax with the neighbour mask as a precomputed additive buffer, so the whole module
 exports to ONNX without nn.MultiheadAttention's fused kernels; parameters are laid out as in nn.MultiheadAttention
 (one in-projection of 3C rows, one out-projection) and initialised as the original (xavier-uniform Linear weights,
-zero biases, N(0, 1) queries, U(0, 1) positional tables).
+zero biases, N(0, 1) queries, U(0, 1) positional tables). `shared_init` reproduces the original's layer cloning:
+it deep-copies one encoder and one decoder layer and then re-initialises only nn.Linear modules, which
+nn.MultiheadAttention's in-projection (a bare Parameter) and the learned query (an nn.Embedding) are not, so these
+start identical in every layer.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ class Reconstruction(nn.Module):
         mask_in: tuple[bool, bool, bool],
         jitter_scale: float,
         jitter_prob: float,
+        shared_init: bool = False,
     ) -> None:
         super().__init__()
         self.mask_in, self.jitter_scale, self.jitter_prob = tuple(mask_in), jitter_scale, jitter_prob
@@ -171,6 +175,18 @@ class Reconstruction(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
+        if shared_init:
+            self._share_initial_values()
+
+    @torch.no_grad()
+    def _share_initial_values(self) -> None:
+        """Give every layer the first layer's attention in-projections and learned query (see module docstring)."""
+        for layers, names in ((self.encoder, ("attn",)), (self.decoder, ("attn_encoder", "attn_previous"))):
+            for layer in layers[1:]:
+                for name in names:
+                    getattr(layer, name).in_proj.weight.copy_(getattr(layers[0], name).in_proj.weight)
+        for layer in self.decoder[1:]:
+            layer.query.copy_(self.decoder[0].query)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.training:
