@@ -48,12 +48,14 @@ def _openmp_wait_policy() -> None:
 
 _openmp_wait_policy()
 
-from miad.errors import MiadError  # noqa: E402  (after the wait policy: torch must not load first)
+from miad import __version__  # noqa: E402  (after the wait policy: torch must not load first)
+from miad.errors import MiadError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miad", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"miad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import miad.commands as commands
 

@@ -125,19 +125,19 @@ def predict_paths(model: LoadedModel, paths: list[Path], out: Path, threshold: f
     thr = threshold if threshold is not None else model.threshold
     rows: list[dict[str, Any]] = []
     names = output_names(paths)
-    bar = tqdm(total=len(paths), disable=not progress, desc=f"{model.name} predict")
-    for i in range(0, len(paths), batch_size):
-        chunk = paths[i : i + batch_size]
-        kept, images, failed = _load(chunk, model)
-        scored = dict(zip(kept, zip(*model.run(images)))) if images is not None else {}
-        for path in chunk:
-            if path in failed:
-                rows.append({"image": str(path), "score": None, "threshold": thr, "anomalous": None,
-                             "overlay": None, "mask": None, "error": failed[path]})
-            else:
-                rows.append(_write_outputs(model, path, *scored[path], out, names[path], thr))
-        bar.update(len(chunk))
-    bar.close()
+    # a context manager: on an error the bar ends its line too, so `error: ...` starts on a line of its own
+    with tqdm(total=len(paths), disable=not progress, desc=f"{model.name} predict") as bar:
+        for i in range(0, len(paths), batch_size):
+            chunk = paths[i : i + batch_size]
+            kept, images, failed = _load(chunk, model)
+            scored = dict(zip(kept, zip(*model.run(images)))) if images is not None else {}
+            for path in chunk:
+                if path in failed:
+                    rows.append({"image": str(path), "score": None, "threshold": thr, "anomalous": None,
+                                 "overlay": None, "mask": None, "error": failed[path]})
+                else:
+                    rows.append(_write_outputs(model, path, *scored[path], out, names[path], thr))
+            bar.update(len(chunk))
     _write_tables(out, rows, model)
     return rows
 

@@ -147,3 +147,21 @@ def test_export_target_rules_cover_openvino(tmp_path):
     (tmp_path / "w.bin").write_bytes(b"data")
     with pytest.raises(ConfigError, match="w.bin"):
         check_export_target(tmp_path / "w.xml", "openvino")
+
+
+def test_an_error_during_predict_starts_on_its_own_line_after_the_progress_bar(ckpt, tmp_path, capsys):
+    from miad.errors import MiadError
+    from miad.inference import open_model, predict_paths
+
+    paths = _images(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    model = open_model(ckpt)
+
+    def fail(images):
+        raise MiadError("the model failed")
+
+    model.run = fail
+    try:
+        predict_paths(model, paths, tmp_path / "out", batch_size=1, progress=True)
+    except MiadError:  # where the CLI prints `error: ...`, with the traceback (and so the bar) still alive
+        err = capsys.readouterr().err
+    assert "predict" in err and err.endswith("\n")  # the bar's line is ended before anything else is printed

@@ -206,3 +206,20 @@ def test_mask_resize_is_nearest(tmp_path: Path, trees) -> None:
         [False, True, True, False],
         [False] * 4,
     ]
+
+
+def test_big_images_raise_no_decompression_bomb_warning(tmp_path, monkeypatch):
+    """MIAD's frames are large: PIL's warning for images above MAX_IMAGE_PIXELS is noise (it warns in
+    Image.open itself); images above twice the limit are still refused with one line."""
+    import warnings
+
+    from PIL import Image
+
+    from miad.data.io import load_rgb
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 40), (10, 20, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: above the limit, below twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_rgb(path, 16).size == (16, 16)

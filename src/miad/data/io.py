@@ -132,9 +132,10 @@ def _open(path: Path) -> Iterator[Image.Image]:
     if path.is_file() and path.stat().st_size == 0:
         raise UnreadableFileError(path, f"the file is empty (0 bytes), probably an interrupted copy; {fix}")
     try:
-        with Image.open(path) as img, warnings.catch_warnings():
+        with warnings.catch_warnings():  # entered first: PIL warns in Image.open itself (big MIAD frames are fine)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield img
+            with Image.open(path) as img:
+                yield img
     except DataError:
         raise
     except Image.DecompressionBombError as exc:
