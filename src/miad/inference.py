@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from miad.config import BaseConfig
 from miad.errors import DataError
 from miad.visual import normal_color_range
 
@@ -31,7 +32,7 @@ class LoadedModel:
     pixel_quantiles: list[float] | None
     threshold_quantile: float
     run: Any  # images [B,3,S,S] float32 normalised -> (scores [B], maps [B,S,S]) as numpy
-    resize: str = "pil_draft"  # the training data's resize mode (config.resize), so predict sees the same pixels
+    resize: str = BaseConfig.resize  # the training data's resize mode, so predict sees the same pixels
 
     @property
     def pixel_threshold(self) -> float | None:
@@ -71,7 +72,7 @@ def _open_exported(path: Path) -> LoadedModel:
     meta, run = open_exported(path)
     return LoadedModel(meta["method"], meta["image_size"], meta["normalize"], meta["threshold"],
                        meta["pixel_quantiles"], meta["threshold_quantile"], run,
-                       meta.get("config", {}).get("resize", "pil_draft"))
+                       meta.get("config", {}).get("resize", BaseConfig.resize))  # older exports: the default
 
 
 def expand_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> list[Path]:

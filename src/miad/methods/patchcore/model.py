@@ -212,12 +212,12 @@ class PatchCoreModel(nn.Module):
         flat = feats.reshape(b * h * w, d)
         if cfg.embed_dim is None and levelwise_pays(levels):  # same search, fewer multiply-adds (knn.py)
             query_sq = flat.pow(2).sum(1).view(b, h * w)
-            sq, index = nearest_neighbor_levels(
+            _, index = nearest_neighbor_levels(
                 levels, self.memory_bank, self.bank_sq_norm, query_sq, cfg.knn_block_elements, cfg.embed_upsample
             )
         else:
-            sq, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, cfg.knn_block_elements)
-        sq = self.exact_sq_distance(flat, index)
+            _, index = nearest_neighbor(flat, self.memory_bank, self.bank_sq_norm, cfg.knn_block_elements)
+        sq = self.exact_sq_distance(flat, index)  # the search picks the row; its product-form distance is too coarse
         scores = sq.sqrt().view(b, h * w)  # Euclidean patch scores, as anomalib
         image_score = self.reweighted_max(scores, index.view(b, h * w), flat.view(b, h * w, d))
         return image_score, self.anomaly_map(scores.view(b, h, w), images.shape[-1])
