@@ -103,9 +103,12 @@ class Detector(abc.ABC):
     # ----- public API --------------------------------------------------------------------------------------
     def fit(
         self, train: TrainData, *, device: str | torch.device | None = "auto", progress: bool = True,
-        state_dir: str | None = None, num_workers: int = 0, callback: Any = None,
+        state_dir: str | None = None, num_workers: int | str = 0, callback: Any = None, image_cache: bool = True,
     ) -> Detector:
-        """Fit on normal training images: a list of Samples, a preprocessed tensor [N,3,S,S] or a Dataset."""
+        """Fit on normal training images: a list of Samples, a preprocessed tensor [N,3,S,S] or a Dataset.
+
+        num_workers: data-loading processes, or "auto" (miad.data.feed.resolve_workers). image_cache: let
+        gradient training decode each image once into the decoded-image cache (same weights; miad.data.cache)."""
         dataset, categories = self._as_dataset(train)
         train_idx, hold_idx = self._split_holdout(dataset, categories)
         self.to(device)
@@ -113,7 +116,7 @@ class Detector(abc.ABC):
         train_ds = Subset(dataset, train_idx)
         hold_ds = Subset(dataset, hold_idx) if hold_idx else None
         self._fit(train_ds, hold_ds, progress=progress, state_dir=state_dir, num_workers=num_workers,
-                  callback=callback)
+                  callback=callback, image_cache=image_cache)
         self.fitted = True
         self.holdout = self._holdout_stats(hold_ds, [categories[i] for i in hold_idx]) if hold_ds else None
         return self
@@ -128,12 +131,15 @@ class Detector(abc.ABC):
         return Prediction(pred.image_score.float(), pred.anomaly_map.float())
 
     def predict_dataset(
-        self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0
+        self, dataset: Dataset, batch_size: int | None = None, num_workers: int | str = 0
     ) -> Iterator[tuple[Prediction, dict[str, torch.Tensor], float]]:
         """Yield (Prediction on CPU, batch, seconds of model time) over a Dataset of dicts with 'image' (and
         'mask', 'index'); the time includes the copy to the CPU, which waits for the device."""
+        from miad.data.feed import resolve_workers
+
         loader = DataLoader(dataset, batch_size=batch_size or self.config.batch_size, shuffle=False,
-                            num_workers=num_workers)
+                            num_workers=resolve_workers(num_workers, len(dataset)),  # type: ignore[arg-type]
+                            pin_memory=self.device.type == "cuda")
         for batch in loader:
             t0 = time.perf_counter()
             pred = self.predict(batch["image"]).cpu()

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from miad import distributed as dist
+from miad.data.feed import EpochBatches, ImageFeed, image_source, loader_options, resolve_workers, to_device
 from miad.errors import ConfigError, MiadError
 
 STATE_FILE = "train_state.pt"
@@ -42,9 +43,12 @@ def make_scheduler(config: Any, optimizer: torch.optim.Optimizer) -> torch.optim
 
 def train_detector(
     det: Any, train: Dataset, val: Dataset | None, *, progress: bool = True, state_dir: str | None = None,
-    num_workers: int = 0, callback: Any = None,
+    num_workers: int | str = 0, callback: Any = None, image_cache: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history."""
+    """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history.
+
+    image_cache: decode each image once into the decoded-image cache (miad.data.cache) when the images are read
+    more than once (two epochs or more left) and the frozen-feature cache (`cache_features`) does not apply."""
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]
         raise TrainingError("no training images left after the hold-out split; add normal training images")
@@ -56,8 +60,10 @@ def train_detector(
     state_path = Path(state_dir) / STATE_FILE if state_dir else None
     start, history = _resume(det, optimizer, scheduler, state_path)
     step_fn = dist.wrap_for_training(det)  # DDP when launched by torchrun, else the plain loss
-    batches = _Batches(det, train, cfg, num_workers, shuffle=True)
-    val_batches = _Batches(det, val, cfg, num_workers, shuffle=False, shard=False) if val is not None else None
+    cache = image_cache and cfg.epochs - start >= 2 and _cache_enabled()
+    batches = _Batches(det, train, cfg, num_workers, shuffle=True, image_cache=cache, progress=progress)
+    val_batches = (_Batches(det, val, cfg, num_workers, shuffle=False, shard=False, image_cache=cache)
+                   if val is not None else None)
     progress = progress and dist.is_main()
     for epoch in range(start, cfg.epochs):
         t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
@@ -134,7 +140,8 @@ class _Batches:
     The batch size is global: under torchrun each rank takes its contiguous slice of every global batch.
     """
 
-    def __init__(self, det, dataset: Dataset, cfg, num_workers: int, shuffle: bool, shard: bool = True) -> None:
+    def __init__(self, det, dataset: Dataset, cfg, num_workers: int | str, shuffle: bool, shard: bool = True,
+                 image_cache: bool = False, progress: bool = False) -> None:
         self.det, self.dataset, self.cfg, self.shuffle, self.shard = det, dataset, cfg, shuffle, shard
         self.n = len(dataset)  # type: ignore[arg-type]
         if shard:
@@ -142,10 +149,19 @@ class _Batches:
             if self.n < dist.world_size():
                 raise ConfigError(f"{self.n} training images cannot feed {dist.world_size()} processes (each needs "
                                   "one per step): use fewer processes or more images")
-        self.num_workers = num_workers
+        self.num_workers = resolve_workers(num_workers, self.n)
         self.cache: Any = None
-        if cfg.cache_features:
+        self.feed: ImageFeed | None = None  # uint8 images on disk: cached or decoded, normalised on the device
+        self.loader: DataLoader | None = None
+        if cfg.cache_features:  # precedence: the frozen encoder's outputs are cached, not the images
             self.cache = self._encode_all()
+        elif (source := image_source(dataset)) is not None:
+            self.feed = ImageFeed(*source, cache=image_cache, workers=num_workers, device=det.device,
+                                  batch_size=cfg.batch_size, progress=progress)
+        else:  # tensors or a user's Dataset: its own items, one persistent loader for all epochs
+            self.sampler = EpochBatches()
+            self.loader = DataLoader(dataset, batch_sampler=self.sampler,
+                                     **loader_options(self.num_workers, det.device))
 
     def __len__(self) -> int:  # batches per epoch
         return len(self._global_batches(0))
@@ -173,20 +189,35 @@ class _Batches:
             for idx in batches:
                 yield _map(self.cache, lambda t, idx=idx: t[idx].to(self.det.device)), len(idx)
             return
-        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches], num_workers=self.num_workers)
-        for batch in loader:
-            images = batch["image"].to(self.det.device)
+        if self.feed is not None:
+            for idx, pixels in zip(batches, self.feed.batches(batches)):
+                images = self.feed.to_input(pixels)
+                with torch.no_grad():
+                    inputs = self.det.encode(images)
+                yield inputs, len(idx)
+            return
+        assert self.loader is not None
+        self.sampler.batches = [b.tolist() for b in batches]
+        for batch in self.loader:
+            images = to_device(batch["image"], self.det.device)
             with torch.no_grad():
                 inputs = self.det.encode(images)
             yield inputs, len(images)
 
     @torch.no_grad()
     def _encode_all(self) -> Any:
-        loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, num_workers=self.num_workers)
+        loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size,
+                            **loader_options(self.num_workers, self.det.device))
         parts = [_map(self.det.encode(b["image"].to(self.det.device)), lambda t: t.cpu()) for b in loader]
         if isinstance(parts[0], torch.Tensor):
             return torch.cat(parts)
         return type(parts[0])(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))
+
+
+def _cache_enabled() -> bool:
+    from miad.data.cache_store import cache_enabled
+
+    return cache_enabled()
 
 
 def _map(inputs: Any, fn) -> Any:

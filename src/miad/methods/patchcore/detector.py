@@ -38,7 +38,7 @@ class PatchCore(Detector):
         return PatchCoreModel(self.config, pretrained)
 
     def _fit(
-        self, train: Dataset, val: Dataset | None, *, progress: bool = True, num_workers: int = 0, **_: Any
+        self, train: Dataset, val: Dataset | None, *, progress: bool = True, num_workers: int | str = 0, **_: Any
     ) -> None:
         n_images = len(train)  # type: ignore[arg-type]
         if n_images == 0:
@@ -68,7 +68,7 @@ class PatchCore(Detector):
             "coreset_seconds": coreset_s,
         }
 
-    def _feature_batches(self, train: Dataset, num_workers: int):
+    def _feature_batches(self, train: Dataset, num_workers: int | str):
         """Yield (patch features [B,h,w,D] of one global batch, seconds spent embedding), in a seeded order.
 
         Under torchrun every rank embeds only its slice of each global batch and the slices are gathered in rank
@@ -77,12 +77,15 @@ class PatchCore(Detector):
         n, bs = len(train), self.config.batch_size  # type: ignore[arg-type]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))
         shards = [dist.shard_batch(order[i : i + bs]).tolist() for i in range(0, n, bs)]
-        loader = iter(DataLoader(train, batch_sampler=[s for s in shards if s], num_workers=num_workers))
+        from miad.data.feed import loader_options, resolve_workers
+
+        loader = iter(DataLoader(train, batch_sampler=[s for s in shards if s],
+                                 **loader_options(resolve_workers(num_workers, n), self.device)))
         grid = None
         for shard in shards:
             t0 = time.perf_counter()
             if shard:
-                local = self.model.embed(next(loader)["image"].to(self.device))  # [b,h,w,D]
+                local = self.model.embed(next(loader)["image"].to(self.device, non_blocking=True))  # [b,h,w,D]
                 grid = local.shape[1:]
             else:  # this rank's slice of a short last batch is empty
                 grid = (
