@@ -176,11 +176,12 @@ def _error_of(run_dir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import miad.cli  # noqa: F401  (the OpenMP wait policy, before torch loads)
+    from miad.commands._common import parse_workers
 
     parser = argparse.ArgumentParser(prog="python -m miad.bench.workers", description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--num-workers", type=parse_workers, default=0)
     parser.add_argument("--logger", action="append", default=None)
     args = parser.parse_args(argv)
     if "OMP_NUM_THREADS" in os.environ:

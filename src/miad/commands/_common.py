@@ -12,7 +12,21 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def add_loader(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--num-workers", type=parse_workers, default="auto",
+                   help="data-loading worker processes, or auto (default: the usable cores, at most 8)")
+
+
+def parse_workers(text: str) -> int | str:
+    """--num-workers: 'auto' (resolved where a loader is made: miad.data.feed.resolve_workers) or an integer >= 0."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
+    return value
 
 
 def add_seed(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (model.pt, config.yaml, history.json)")
     p.add_argument("--restart", action="store_true",
                    help="train from scratch even if --out holds a resume state or a model of another run")
+    p.add_argument("--no-image-cache", dest="image_cache", action="store_false",
+                   help="decode the images every epoch instead of once into the decoded-image cache")
     add_logger(p)
     add_device(p)
     add_loader(p)
@@ -92,6 +94,7 @@ def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str,
     with _open_tracker(args, det, out, wanted, main) as tracker:
         t0 = time.perf_counter()
         det.fit(train, device=device, state_dir=str(out / STATE_DIR), num_workers=args.num_workers, progress=main,
+                image_cache=args.image_cache,
                 callback=lambda row: tracker.log_epoch(int(row["epoch"]), row))  # rank 0's tracker logs
         seconds = time.perf_counter() - t0
         if not main:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from miad.data.cache import DecodedImages, DecodeDataset
+from miad.data.cache import DecodeDataset, DecodedImages
 from miad.errors import ConfigError, DataError
 from miad.preprocess import normalize
 
@@ -46,18 +46,6 @@ def resolve_workers(requested: int | str, n_items: int | None = None) -> int:
     if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
         raise ConfigError(f"num_workers must be 'auto' or an integer >= 0, got {requested!r}")
     return requested
-
-
-def parse_workers(text: str) -> int | str:
-    """argparse type of --num-workers: 'auto' or an integer >= 0."""
-    if text == "auto":
-        return text
-    try:
-        return resolve_workers(int(text))
-    except (ValueError, ConfigError):
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
 
 
 def loader_options(workers: int, device: torch.device) -> dict[str, Any]:
@@ -108,7 +96,7 @@ def image_source(dataset: Dataset) -> tuple[Any, list[int]] | None:
 def stack_decoded(items: list) -> torch.Tensor | str:
     """Collate DecodeDataset items into uint8 [B,3,S,S], or the first error message (raised in the main
     process: one line naming the file)."""
-    for _, pixels, error in items:
+    for _, _, error in items:
         if error is not None:
             return error
     return torch.stack([torch.from_numpy(pixels) for _, pixels, _ in items])

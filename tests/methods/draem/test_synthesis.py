@@ -128,12 +128,22 @@ def test_a_texture_folder_is_searched_recursively_and_used(tmp_path):
     assert len(inside) > 0 and distance.max() < 3 / 255
     nearest = (inside[:, None] - colours[None]).abs().amax(-1).argmin(-1)
     assert set(nearest.tolist()) == {0, 1}  # both files are drawn
-    assert len(synth.source.cache) == 2  # each decoded once, then served from memory
-    small = TextureSource(str(tmp_path / "dtd"), cache_bytes=3 * 32 * 32)  # room for one 32 px texture
-    first = small._load(0, 32)
-    assert torch.equal(small._load(0, 32), first) and list(small.cache) == [(0, 32)]
-    small._load(1, 32)
-    assert list(small.cache) == [(0, 32)]  # the byte budget holds
+    (decoded,) = synth.source.decoded.values()
+    assert decoded is not None and decoded.complete and not decoded.on_disk  # each decoded once, kept in memory
+
+
+def test_textures_over_the_memory_budget_go_to_a_reused_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MIAD_IMAGE_CACHE_MEMORY", str(3 * 32 * 32))  # room for one 32 px texture: not both
+    _write(tmp_path / "dtd" / "a.png", (255, 0, 0))
+    _write(tmp_path / "dtd" / "b.png", (0, 255, 0))
+    source = TextureSource(str(tmp_path / "dtd"))
+    first = source._load(0, 32)
+    assert torch.equal(source._load(0, 32), first) and source.decoded[32].on_disk
+    source._load(1, 32)  # the last one decoded completes the file, renamed into the cache folder
+    assert len(list((tmp_path / "cache" / "images").glob("*.u8"))) == 1
+    again = TextureSource(str(tmp_path / "dtd"))._load(1, 32)  # a later run reads it, decoding nothing
+    assert again[1].float().mean() > 250 and again[0].float().mean() < 5
 
 
 def test_a_missing_or_empty_texture_folder_is_a_clear_error(tmp_path):

@@ -24,6 +24,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from miad.data.cache import DecodedImages
+from miad.data.cache_store import cache_enabled
 from miad.data.io import is_image_file, load_rgb
 from miad.errors import DataError
 from miad.methods.draem.model import DraemConfig
@@ -83,15 +85,16 @@ class TextureSource:
     """Anomaly-source textures: images of a folder (searched recursively, e.g. DTD's `images/`), or procedural
     textures when `folder` is None.
 
-    Decoded, resized folder images are kept in memory up to `cache_bytes` (all of DTD at 256 px is ~1.1 GB), so
-    that a GPU run does not wait on JPEG decoding in the training process after the first epochs."""
+    Folder images are decoded and resized once into the decoded-image cache (`miad.data.cache`: in memory up to
+    its budget, else a memory-mapped file reused by later runs; all of DTD at 256 px is ~1.1 GB), filled as
+    textures are drawn, so a GPU run does not wait on JPEG decoding in the training process after the first
+    epochs. Where no cache can be kept (MIAD_IMAGE_CACHE=off, a read-only cache folder) each draw decodes."""
 
-    def __init__(self, folder: str | None, cache_bytes: int = 2 * 1024**3, resize: str = "pil_draft") -> None:
+    def __init__(self, folder: str | None, resize: str = "pil_draft") -> None:
         self.folder = Path(folder).expanduser() if folder else None
         self.resize = resize  # the original resizes textures like its images: cv2.resize (data_loader.py)
         self.files: list[Path] = []
-        self.cache: dict[tuple[int, int], torch.Tensor] = {}
-        self.cache_bytes, self._cached_bytes = cache_bytes, 0
+        self.decoded: dict[int, DecodedImages | None] = {}  # per side
         if self.folder is not None:
             if not self.folder.is_dir():
                 raise DataError(
@@ -113,15 +116,13 @@ class TextureSource:
         return self._load(index, size).to(device)
 
     def _load(self, index: int, size: int) -> torch.Tensor:
-        key = (index, size)
-        if key in self.cache:
-            return self.cache[key]
-        rgb = np.asarray(load_rgb(self.files[index], size, self.resize), dtype=np.uint8)  # [S,S,3], whole image resized
-        texture = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()  # [3,S,S]
-        if self._cached_bytes + texture.numel() <= self.cache_bytes:
-            self.cache[key] = texture
-            self._cached_bytes += texture.numel()
-        return texture
+        if size not in self.decoded:
+            self.decoded[size] = DecodedImages.open(self.files, size, self.resize) if cache_enabled() else None
+        cache = self.decoded[size]
+        if cache is not None:
+            return torch.from_numpy(np.array(cache.get(index)))  # [3,S,S], a copy: the cache stays read-only
+        rgb = np.asarray(load_rgb(self.files[index], size, self.resize), dtype=np.uint8)  # [S,S,3], whole image
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()  # [3,S,S]
 
 
 def augment_texture(texture: torch.Tensor, names: tuple[str, ...], count: int, gen: Generator) -> torch.Tensor:
