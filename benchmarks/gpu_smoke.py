@@ -2,8 +2,11 @@
 
 For each method: a few training steps through the shared loop (one epoch over `--images` normal images; AMP as
 the preset says) and a test pass, printing training and inference images/s, peak GPU memory and whether AMP was
-used. Pretrained weights are used when cached and replaced by random weights otherwise (throughput and memory do
-not depend on them; the line says which). Runs on CPU too (`--device cpu --images 4`) to check the script.
+used; beside them the data pipeline's images/s for the same preset (decoding into the decoded-image cache in
+epoch 1, then uint8 batches from the cache normalised on the device, as training feeds the model), so a GPU run
+shows at once which one is the bottleneck. Pretrained weights are used when cached and replaced by random
+weights otherwise (throughput and memory do not depend on them; the line says which). Runs on CPU too
+(`--device cpu --images 4`) to check the script.
 
     python benchmarks/gpu_smoke.py [--device cuda] [--images 64] [--methods all|a,b]
 """
@@ -42,6 +45,25 @@ def _images(det, n: int, data: str) -> tuple[torch.Tensor, list]:
     return torch.stack([ds[i]["image"] for i in range(len(ds))]), chosen
 
 
+def data_rate(det, chosen: list, device: torch.device) -> tuple[float, float]:
+    """Images/s of the training feed for this preset: (epoch 1, decoding into the cache; epoch 2, from it), each
+    batch delivered as uint8 and normalised on `device` (synchronised), no model."""
+    from miad.data.feed import ImageFeed
+
+    ds, bs = det.dataset(chosen), det.config.batch_size
+    batches = [torch.arange(i, min(i + bs, len(chosen))) for i in range(0, len(chosen), bs)]
+    rates = []
+    t0 = time.perf_counter()
+    feed = ImageFeed(ds, list(range(len(chosen))), cache=True, workers="auto", device=device, batch_size=bs)
+    for _ in range(2):
+        for pixels in feed.batches(batches):
+            feed.to_input(pixels)
+        _sync(device)
+        rates.append(len(chosen) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+    return rates[0], rates[1]
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -49,9 +71,10 @@ def _sync(device: torch.device) -> None:
 
 def smoke(name: str, device: str, n: int, data: str) -> str:
     det, weights = _detector(name)
-    images, _ = _images(det, n, data)
+    images, chosen = _images(det, n, data)
     det.to(device)
     dev = det.device
+    data_e1, data_e2 = data_rate(det, chosen, dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -71,7 +94,7 @@ def smoke(name: str, device: str, n: int, data: str) -> str:
     amp = bool(det.config.amp and dev.type == "cuda" and det.config.epochs)
     return (f"{name:22s} size {det.config.image_size:4d}  batch {det.config.batch_size:3d}  "
             f"train {train_ips:8.1f} img/s  infer {infer_ips:8.1f} img/s  peak {peak:6.2f} GiB  "
-            f"amp {str(amp):5s}  weights {weights}")
+            f"amp {str(amp):5s}  data {data_e1:7.1f} img/s decoding, {data_e2:8.1f} cached  weights {weights}")
 
 
 def main() -> None:
