@@ -48,6 +48,7 @@ class Context:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
     fingerprints: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)  # by category set
     claim: Any = None  # the Claim of the run this worker is doing
+    group: Any = None  # miad.bench.group.GroupLead when this worker is several processes training runs together
     tracking: Any = None  # miad.bench.tracking.BenchTracking: the --logger choice
 
 
@@ -69,14 +70,47 @@ def run_benchmark(
     """Run (or finish, or help finish) the benchmark in `out` and write its results, tables, figure and report
     there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress.
     `loggers`: --logger names (miad.tracking; default csv), used by every worker."""
+    from miad import distributed as dist
+    from miad.bench.group import GROUP_TIMEOUT
+
     t0 = time.perf_counter()
-    ctx, specs = prepare_benchmark(data, methods, scenarios, preset, seeds, unified, out, overrides, device,
-                                   progress, num_workers, loggers)
+    plan = dict(data=data, methods=methods, scenarios=scenarios, preset=preset, seeds=seeds, unified=unified,
+                out=out, overrides=overrides, device=device, progress=progress, num_workers=num_workers,
+                loggers=loggers)
+    plan["device"] = dist.init_from_env(device, timeout=GROUP_TIMEOUT)  # torchrun or a SLURM job's tasks
+    if dist.is_distributed():
+        if jobs > 1:
+            raise MiadError(f"--jobs {jobs} with {dist.world_size()} torchrun processes: a group of processes is "
+                            "one worker; start more groups, or use --jobs without torchrun")
+        return _run_as_group(plan, t0)
+    ctx, specs = prepare_benchmark(**plan)
     if jobs > 1:
         from miad.bench.workers import run_local_workers
 
         rows, outputs, failed = run_local_workers(ctx.out, specs, jobs, device, num_workers, progress, loggers)
         return BenchmarkResult(ctx.out, rows, outputs, time.perf_counter() - t0, failed)
+    return work_and_finish(specs, ctx, t0)
+
+
+def _run_as_group(plan: dict[str, Any], t0: float) -> BenchmarkResult:
+    """One worker of several processes (miad.bench.group): rank 0 claims, evaluates and writes; all train."""
+    from miad import distributed as dist
+    from miad.bench.group import GroupLead, follow_runs, lead_runs
+
+    if dist.is_main():
+        ctx, specs = prepare_benchmark(**plan)
+        dist.barrier()  # the folder's command is recorded before the other ranks check it
+        ctx.group = GroupLead()
+        ctx.progress.note(f"one worker of {ctx.group.size} processes: each run is trained by all of them (DDP)")
+        return lead_runs(ctx.group, lambda: work_and_finish(specs, ctx, t0))
+    dist.barrier()
+    ctx, specs = prepare_benchmark(**{**plan, "progress": False, "loggers": []})
+    follow_runs(specs, ctx)
+    return BenchmarkResult(ctx.out, [], {}, time.perf_counter() - t0, [])
+
+
+def work_and_finish(specs: list[RunSpec], ctx: Context, t0: float) -> BenchmarkResult:
+    """Do this worker's share of the runs; the outputs if it settled the last run, else the rows so far."""
     from miad.bench.cooperate import work_through
 
     failed, outputs = work_through(specs, ctx, _run_or_keep)
@@ -220,6 +254,8 @@ def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
         write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__,
                                                    "host": holder.get("host"), "claim": holder.get("holder")})
         ctx.progress.fail_run(str(exc))
+        if ctx.group is not None:
+            raise ctx.group.stopped(run_dir, exc) from exc
         return f"{run_dir}: {exc}"
     _rebuild_results(ctx)  # results.jsonl/csv grow as runs finish
     return None
@@ -248,12 +284,15 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.start_run(spec.method, spec.setting, spec.seed, spec.config.epochs, state_dir.is_dir())
     det = get_method(spec.method)(spec.config)
     write_resolved_config(run_dir, det, setting=spec.setting, seed=spec.seed, categories=list(spec.categories))
+    if ctx.group is not None:
+        ctx.group.announce(spec.rel_dir)  # the other processes of this worker train the run with this one
     with open_run_tracker(ctx.tracking, spec, run_dir, det) as tracker:
         ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker)
         write_scores_csv(run_dir / "scores.csv", ev.rows)
         result = {
             "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
-            "unified": spec.unified, "method_notes": det.run_notes(), "metrics": ev.metrics.to_dict(),
+            "unified": spec.unified, "processes": ctx.group.size if ctx.group else 1,
+            "method_notes": det.run_notes(), "metrics": ev.metrics.to_dict(),
             **measured, "history": det.history,
             "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
             "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
@@ -275,7 +314,9 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     this_process: list[dict[str, Any]] = []
 
     def on_epoch(row: dict[str, Any]) -> None:
-        _check_claim(ctx)  # taken over: stop training at once (the state of this epoch is saved)
+        if ctx.group is not None:  # taken over: every process stops training at once (this epoch is saved)
+            ctx.group.check_claim(ctx.claim)
+        _check_claim(ctx)
         this_process.append(row)
         ctx.progress.epoch(row)
         tracker.log_epoch(int(row["epoch"]), row)

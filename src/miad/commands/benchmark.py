@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partition", help="SLURM partition (--executor slurm)")
     p.add_argument("--gpus-per-job", type=_count, default=1,
                    help="GPUs per SLURM job, one worker each (default 1; 0: one CPU worker per job)")
+    p.add_argument("--gpus-per-run", type=_positive, default=1,
+                   help="--executor slurm: the tasks (GPUs) of each job train every run together with "
+                        "DistributedDataParallel, one worker per job (default 1: one worker per GPU)")
     p.add_argument("--time-limit", type=_positive, default=24 * 60, metavar="MINUTES",
                    help="SLURM time limit per job in minutes (default 1440); a job cut off mid-run is resumed by "
                         "another")
@@ -94,17 +97,25 @@ def run(args: argparse.Namespace) -> int:
                 unified=args.unified, out=args.out, overrides=overrides, device=args.device,
                 progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger)
     if args.executor == "slurm":
-        from miad.bench.slurm import check_executor, submit_workers
+        from miad.bench.slurm import check_executor, check_gpus_per_run, submit_workers
 
+        check_gpus_per_run(args.gpus_per_run, args.gpus_per_job)
         check_executor()  # a missing submitit or sbatch is reported before anything is indexed or written
         ctx, _ = prepare_benchmark(**plan)
         jobs = submit_workers(ctx.out, args.jobs, args.partition, args.gpus_per_job, args.time_limit,
-                              args.device, args.num_workers, args.logger)
+                              args.device, args.num_workers, args.logger, gpus_per_run=args.gpus_per_run)
         print(f"submitted {len(jobs)} SLURM job(s) ({', '.join(j.job_id for j in jobs[:3])}"
               f"{' ...' if len(jobs) > 3 else ''}); their logs: {ctx.out / 'slurm'}; the tables appear in "
               f"{ctx.out} when the last run finishes (or: miad benchmark --report-only --out {ctx.out})")
         return 0
+    if args.gpus_per_run > 1:
+        raise ConfigError(f"--gpus-per-run {args.gpus_per_run} is for --executor slurm; on this machine start one "
+                          f"such worker as torchrun --nproc_per_node={args.gpus_per_run} -m miad benchmark ...")
     result = run_benchmark(**plan, jobs=args.jobs)
+    from miad import distributed
+
+    if not distributed.is_main():  # under torchrun the other ranks only trained: rank 0 reports
+        return 0
     if result.outputs:
         print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
         for name, path in result.outputs.items():
