@@ -120,3 +120,22 @@ def test_gpus_per_run_needs_as_many_gpus_per_job(bench_tree: Path, tmp_path: Pat
     err = capsys.readouterr().err
     assert code == 1 and "torchrun --nproc_per_node=2 -m miad benchmark" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_lost_claim_is_raised_on_every_rank_from_rank_zero_verdict() -> None:
+    from miad.bench.claims import ClaimLostError
+    from miad.bench.group import GroupLead
+
+    class Lost:
+        def check(self) -> None:
+            raise ClaimLostError("run x was taken over")
+
+    class Held:
+        def check(self) -> None:
+            pass
+
+    lead = GroupLead()  # one process: the broadcast hands rank 0's verdict back to itself
+    lead.check_claim(Held())
+    lead.check_claim(None)
+    with pytest.raises(ClaimLostError, match="taken over"):
+        lead.check_claim(Lost())
