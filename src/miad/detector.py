@@ -3,7 +3,8 @@
 `fit(train) -> self` and `predict(images) -> Prediction` (higher = more anomalous, maps at the preset's input
 size). `fit` keeps `holdout_fraction` of the normal training images out of training; their scores give the
 default decision threshold, the heat-map colour scale and the validation loss. The test split is never used to
-pick thresholds, epochs or checkpoints.
+pick thresholds, epochs or checkpoints, except under the opt-in `selection` (miad.selection: the peers' protocol,
+its outputs marked "selected on test").
 
 A method subclasses `Detector` (fit directly, e.g. PatchCore) or `GradientDetector` (exposes `encode`, `loss`
 and `trainable_modules`, and shares `miad.train`).

@@ -73,11 +73,16 @@ def rule_for(method: str, protocol: str) -> SelectionRule | None:
     return RULES.get(method) if protocol == PAPER_SELECTION else None
 
 
+def selected_on_test(history: list[dict[str, Any]]) -> bool:
+    """Whether a model's training history (checkpoint, history.json) holds test-set validations."""
+    return any(METRIC in row for row in history)
+
+
 def no_rule_note(method: str) -> str:
     return f"{method}: --protocol {PAPER_SELECTION} changes nothing ({NO_RULE.get(method, 'no known rule')})"
 
 
-class TestSetSelection:
+class SelectionOnTest:
     """Validates on labelled test images during training and keeps the best weights (the peers' protocol)."""
 
     def __init__(self, rule: SelectionRule, test: list[Any], state_dir: str | Path | None = None) -> None:

@@ -46,7 +46,7 @@ def train_detector(
 ) -> list[dict[str, float]]:
     """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history.
 
-    `selection` (miad.selection.TestSetSelection, --protocol paper-selection only): validates on the test set
+    `selection` (miad.selection.SelectionOnTest, --protocol paper-selection only): validates on the test set
     before each epoch's state is saved, may stop early, and leaves the best weights in `det`."""
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]

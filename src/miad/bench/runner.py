@@ -276,10 +276,10 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
 
 def _selection(spec: RunSpec, test: list[Sample], state_dir: Path) -> Any:
     """The test-set selection of a paper-selection run (miad.selection), else None."""
-    from miad.selection import TestSetSelection, rule_for
+    from miad.selection import SelectionOnTest, rule_for
 
     rule = rule_for(spec.method, spec.protocol)
-    return TestSetSelection(rule, test, state_dir) if rule is not None else None
+    return SelectionOnTest(rule, test, state_dir) if rule is not None else None
 
 
 def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any,

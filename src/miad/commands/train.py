@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _selection(args, test, out: Path, main: bool):
     """The test-set selection --protocol paper-selection asks for, or None (held-out, or a method without one)."""
-    from miad.selection import TestSetSelection, no_rule_note, rule_for
+    from miad.selection import SelectionOnTest, no_rule_note, rule_for
     from miad.train_out import STATE_DIR
 
     rule = rule_for(args.method, args.protocol)
@@ -74,7 +74,7 @@ def _selection(args, test, out: Path, main: bool):
         if main:
             print(no_rule_note(args.method))
         return None
-    return TestSetSelection(rule, test, out / STATE_DIR) if rule else None
+    return SelectionOnTest(rule, test, out / STATE_DIR) if rule else None
 
 
 def _decide(out: Path, wanted: dict, restart: bool, main: bool):

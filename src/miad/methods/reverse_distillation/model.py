@@ -30,8 +30,9 @@ Where the original code and anomalib (which the MIAD appendix A.2.1 says it used
   as torch's 'reflect', so maps differ near the borders only); image score = map max.
 - Input. anomalib v0.3.7 decodes with OpenCV and resizes with albumentations' Resize (cv2 INTER_LINEAR, no
   antialias): `resize="opencv"`.
-- Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); we never
-  use test data for training decisions and run the full 200 epochs of anomalib's max_epochs.
+- Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); by default we
+  never use test data for training decisions and run the full 200 epochs of anomalib's max_epochs
+  (`--protocol paper-selection` reproduces anomalib's selection, marked "selected on test": miad.selection).
 - beta2. anomalib's 2022 config has beta2 = 0.99; appendix A.2.1 says 0.999, which we follow (as the original).
 
 Our own deviations:

@@ -9,8 +9,9 @@ Settings: MIAD appendix A.2.6 for the `paper` preset; the original code (zhiyuan
 experiments/MVTec-AD/config.yaml and models/) where it is silent; each field's source in PAPER_SOURCES.
 Deviations:
 - `batch_size` is the global batch (64 = 8 GPUs x 8 in the paper); distributed training splits it per GPU.
-- Normal training images kept out of training (`holdout_fraction`, a core rule) and never a best-on-test
-  checkpoint (the original keeps one): the last epoch's weights are used.
+- Normal training images kept out of training (`holdout_fraction`, a core rule) and, by default, never a
+  best-on-test checkpoint (the original keeps one): the last epoch's weights are used (`--protocol
+  paper-selection` keeps the original's best-on-test one, marked "selected on test": miad.selection).
 - The image score's 16x16 average pooling uses miad.ops.mean_filter (zero padding); for non-negative maps at
   least 16 pixels wide its maximum equals the original's unpadded pooling (every partial window lies inside a
   full one).
