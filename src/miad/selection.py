@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from miad import distributed as dist
 from miad.errors import ConfigError
 from miad.sources import ANOMALIB, UNIAD
 
@@ -116,8 +117,8 @@ class SelectionOnTest:
         row[METRIC] = metric
         if self._update(epoch, metric):
             self.best_state = {k: v.detach().cpu().clone() for k, v in det.model.state_dict().items()}
-            if self.best_path is not None:
-                from miad.checkpoint import atomic_save
+            if self.best_path is not None and dist.is_main():  # every rank validates (same weights, same
+                from miad.checkpoint import atomic_save  # decision to stop); rank 0 alone writes
 
                 atomic_save(self.best_state, self.best_path)
 
