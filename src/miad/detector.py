@@ -3,7 +3,8 @@
 `fit(train) -> self` and `predict(images) -> Prediction` (higher = more anomalous, maps at the preset's input
 size). `fit` keeps `holdout_fraction` of the normal training images out of training; their scores give the
 default decision threshold, the heat-map colour scale and the validation loss. The test split is never used to
-pick thresholds, epochs or checkpoints.
+pick thresholds, epochs or checkpoints, except under the opt-in `selection` (miad.selection: the peers' protocol,
+its outputs marked "selected on test").
 
 A method subclasses `Detector` (fit directly, e.g. PatchCore) or `GradientDetector` (exposes `encode`, `loss`
 and `trainable_modules`, and shares `miad.train`).
@@ -103,17 +104,19 @@ class Detector(abc.ABC):
     # ----- public API --------------------------------------------------------------------------------------
     def fit(
         self, train: TrainData, *, device: str | torch.device | None = "auto", progress: bool = True,
-        state_dir: str | None = None, num_workers: int = 0, callback: Any = None,
+        state_dir: str | None = None, num_workers: int = 0, callback: Any = None, selection: Any = None,
     ) -> Detector:
-        """Fit on normal training images: a list of Samples, a preprocessed tensor [N,3,S,S] or a Dataset."""
+        """Fit on normal training images: a list of Samples, a preprocessed tensor [N,3,S,S] or a Dataset.
+        `selection`: the opt-in test-set model selection (miad.selection; gradient methods only)."""
         dataset, categories = self._as_dataset(train)
         train_idx, hold_idx = self._split_holdout(dataset, categories)
         self.to(device)
         self.trained_on = sorted({c for c in categories if c})
         train_ds = Subset(dataset, train_idx)
         hold_ds = Subset(dataset, hold_idx) if hold_idx else None
+        options = {"selection": selection} if selection is not None else {}
         self._fit(train_ds, hold_ds, progress=progress, state_dir=state_dir, num_workers=num_workers,
-                  callback=callback)
+                  callback=callback, **options)
         self.fitted = True
         self.holdout = self._holdout_stats(hold_ds, [categories[i] for i in hold_idx]) if hold_ds else None
         return self

@@ -42,9 +42,12 @@ def make_scheduler(config: Any, optimizer: torch.optim.Optimizer) -> torch.optim
 
 def train_detector(
     det: Any, train: Dataset, val: Dataset | None, *, progress: bool = True, state_dir: str | None = None,
-    num_workers: int = 0, callback: Any = None,
+    num_workers: int = 0, callback: Any = None, selection: Any = None,
 ) -> list[dict[str, float]]:
-    """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history."""
+    """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history.
+
+    `selection` (miad.selection.SelectionOnTest, --protocol paper-selection only): validates on the test set
+    before each epoch's state is saved, may stop early, and leaves the best weights in `det`."""
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]
         raise TrainingError("no training images left after the hold-out split; add normal training images")
@@ -55,11 +58,15 @@ def train_detector(
     scaler, amp_dtype = _amp(det.device, cfg.amp)
     state_path = Path(state_dir) / STATE_FILE if state_dir else None
     start, history = _resume(det, optimizer, scheduler, state_path)
+    if selection is not None:
+        selection.resume(history)
     step_fn = dist.wrap_for_training(det)  # DDP when launched by torchrun, else the plain loss
     batches = _Batches(det, train, cfg, num_workers, shuffle=True)
     val_batches = _Batches(det, val, cfg, num_workers, shuffle=False, shard=False) if val is not None else None
     progress = progress and dist.is_main()
     for epoch in range(start, cfg.epochs):
+        if selection is not None and selection.stopped:
+            break
         t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loss, speed = _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
         scheduler.step()
@@ -67,12 +74,16 @@ def train_detector(
                "seconds": time.perf_counter() - t0}
         if val_batches is not None:
             row["val_loss"] = _validate(det, val_batches)
+        if selection is not None:
+            selection.after_epoch(det, row)
         history.append(row)
         if state_path is not None and dist.is_main():
             _save_state(det, optimizer, scheduler, history, state_path)
         dist.barrier()
         if callback is not None:  # after the state is saved: a logged epoch is never redone
             callback(row)
+    if selection is not None:
+        selection.restore_best(det)
     det.model.eval()
     return history
 

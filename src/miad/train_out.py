@@ -40,14 +40,17 @@ class Plan:
     resume_after: int = 0
 
 
-def training_identity(method: str, config: Any, train: Sequence[Sample], data_root: str | Path) -> dict[str, Any]:
-    """What makes two training runs the same run (JSON round-tripped: compares equal to what is read back)."""
+def training_identity(method: str, config: Any, train: Sequence[Sample], data_root: str | Path,
+                      protocol: str | None = None) -> dict[str, Any]:
+    """What makes two training runs the same run (JSON round-tripped: compares equal to what is read back).
+    `protocol`: set only for a test-set selection (miad.selection), so held-out identities stay as they were."""
     from miad.data.fingerprint import data_fingerprint, sample_files
 
     kept = {k: v for k, v in config.to_dict().items() if k not in SPEED_ONLY_KEYS}
+    chosen = {"protocol": protocol} if protocol else {}
     return json.loads(json.dumps({
         "method": method, "scenarios": sorted({s.category for s in train}), "config": kept,
-        "data": data_fingerprint(data_root, sample_files(train)),
+        "data": data_fingerprint(data_root, sample_files(train)), **chosen,
     }))
 
 
@@ -58,8 +61,11 @@ def identity_differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[
     def show(value: Any) -> str:
         return ", ".join(map(str, value)) if isinstance(value, list) else repr(value)
 
-    diffs = [f"{k} ({show(found.get(k))} there, {show(wanted[k])} now)" for k in ("method", "scenarios")
+    diffs = [f"{k} ({show(found.get(k))} there, {show(wanted.get(k))} now)" for k in ("method", "scenarios")
              if found.get(k) != wanted[k]]
+    if found.get("protocol") != wanted.get("protocol"):  # absent = held-out
+        diffs.append(f"protocol ({found.get('protocol') or 'held-out'} there, {wanted.get('protocol') or 'held-out'} "
+                     "now)")
     old, new = found.get("config") or {}, wanted["config"]
     diffs += [f"config.{k} ({old.get(k)!r} there, {new.get(k)!r} now)" for k in sorted(set(old) | set(new))
               if old.get(k) != new.get(k)]

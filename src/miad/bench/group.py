@@ -93,9 +93,14 @@ def follow_runs(specs: list[Any], ctx: Any) -> None:
 def follow_run(spec: Any, ctx: Any) -> None:
     """A follower's part of one run: fit it together with rank 0 (which evaluates and writes alone)."""
     from miad.registry import get_method
+    from miad.selection import SelectionOnTest, rule_for
 
     cats = set(spec.categories)
     train = [s for s in ctx.samples if s.split == "train" and s.category in cats]
+    state_dir = ctx.out / spec.rel_dir / "state"
+    rule = rule_for(spec.method, spec.protocol)  # --protocol paper-selection: every rank validates alike
+    selection = SelectionOnTest(rule, [s for s in ctx.samples if s.split == "test" and s.category in cats],
+                                state_dir) if rule is not None else None
     det = get_method(spec.method)(spec.config)
-    det.fit(train, device=ctx.device, progress=False, state_dir=str(ctx.out / spec.rel_dir / "state"),
-            num_workers=ctx.num_workers, callback=lambda row: _raise_if_lost(dist.broadcast_from_main(None)))
+    det.fit(train, device=ctx.device, progress=False, state_dir=str(state_dir), num_workers=ctx.num_workers,
+            selection=selection, callback=lambda row: _raise_if_lost(dist.broadcast_from_main(None)))

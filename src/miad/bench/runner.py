@@ -65,18 +65,19 @@ def run_benchmark(
     data: str, methods: str | Sequence[str] = "all", scenarios: str | Sequence[str] = "all", preset: str = "quick",
     seeds: Sequence[int] | None = None, unified: bool = False, out: str | Path = "benchmark-out",
     overrides: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, num_workers: int = 0,
-    jobs: int = 1, loggers: Sequence[str] | None = None,
+    jobs: int = 1, loggers: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     """Run (or finish, or help finish) the benchmark in `out` and write its results, tables, figure and report
     there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress.
-    `loggers`: --logger names (miad.tracking; default csv), used by every worker."""
+    `loggers`: --logger names (miad.tracking; default csv), used by every worker. `protocols`: miad.selection
+    names (default held-out only)."""
     from miad import distributed as dist
     from miad.bench.group import GROUP_TIMEOUT
 
     t0 = time.perf_counter()
     plan = dict(data=data, methods=methods, scenarios=scenarios, preset=preset, seeds=seeds, unified=unified,
                 out=out, overrides=overrides, device=device, progress=progress, num_workers=num_workers,
-                loggers=loggers)
+                loggers=loggers, protocols=protocols)
     plan["device"] = dist.init_from_env(device, timeout=GROUP_TIMEOUT)  # torchrun or a SLURM job's tasks
     if dist.is_distributed():
         if jobs > 1:
@@ -128,7 +129,7 @@ def work_and_finish(specs: list[RunSpec], ctx: Context, t0: float) -> BenchmarkR
 def prepare_benchmark(
     data: str, methods: str | Sequence[str], scenarios: str | Sequence[str], preset: str,
     seeds: Sequence[int] | None, unified: bool, out: str | Path, overrides: dict[str, Any] | None, device: str,
-    progress: bool, num_workers: int, loggers: Sequence[str] | None = None,
+    progress: bool, num_workers: int, loggers: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
 ) -> tuple[Context, list[RunSpec]]:
     """Resolve the plan, check it against the folder (its command and its run folders) and record it there."""
     from miad.bench.command import adopt_command
@@ -143,13 +144,16 @@ def prepare_benchmark(
     names = resolve_methods(methods)
     root = resolve_data_root(data).resolve()  # absolute: scores.csv paths must join the manifest from anywhere
     samples = load_samples(str(root), scenarios)
-    specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}))
+    protocols = list(protocols or ["held-out"])
+    specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}), protocols)
     ctx = Context(out, root, samples, resolve_device(device), num_workers,
                   BenchProgress([s.method for s in specs], enabled=progress), bars=progress and sys.stderr.isatty(),
                   tracking=tracking)
     for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
         _check_existing(spec, ctx)
     invocation = _invocation(data, root, names, categories_of(samples), specs, preset, seeds, unified, overrides)
+    if protocols != ["held-out"]:  # recorded for the workers; absent = held-out, as older folders
+        invocation["protocols"] = protocols
     adopt_command(out, invocation, [_plan_entry(s) for s in specs])
     ctx.progress.note(f"data {root}: {len(samples)} images of {len(categories_of(samples))} categories; "
                       f"{len(specs)} runs in {out}")
@@ -191,9 +195,11 @@ def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
     if key not in ctx.fingerprints:
         files = sample_files([s for s in ctx.samples if s.category in cats])
         ctx.fingerprints[key] = data_fingerprint(ctx.data_root, files)
+    chosen = {} if spec.protocol == "held-out" else {"protocol": spec.protocol}  # absent = held-out
     return json.loads(json.dumps({
         "method": spec.method, "setting": spec.setting, "seed": spec.seed, "data_root": str(ctx.data_root),
         "categories": list(spec.categories), "data": ctx.fingerprints[key], "config": spec.config.to_dict(),
+        **chosen,
     }))
 
 
@@ -284,10 +290,11 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.start_run(spec.method, spec.setting, spec.seed, spec.config.epochs, state_dir.is_dir())
     det = get_method(spec.method)(spec.config)
     write_resolved_config(run_dir, det, setting=spec.setting, seed=spec.seed, categories=list(spec.categories))
+    selection = _selection(spec, test, state_dir)
     if ctx.group is not None:
         ctx.group.announce(spec.rel_dir)  # the other processes of this worker train the run with this one
     with open_run_tracker(ctx.tracking, spec, run_dir, det) as tracker:
-        ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker)
+        ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker, selection)
         write_scores_csv(run_dir / "scores.csv", ev.rows)
         result = {
             "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
@@ -296,6 +303,7 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
             **measured, "history": det.history,
             "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
             "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
+            **({"selection": selection.summary(spec.config.epochs)} if selection else {}),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         _check_claim(ctx)
@@ -305,7 +313,16 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.end_run(_summary(result))
 
 
-def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any):
+def _selection(spec: RunSpec, test: list[Sample], state_dir: Path) -> Any:
+    """The test-set selection of a paper-selection run (miad.selection), else None."""
+    from miad.selection import SelectionOnTest, rule_for
+
+    rule = rule_for(spec.method, spec.protocol)
+    return SelectionOnTest(rule, test, state_dir) if rule is not None else None
+
+
+def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any,
+                  selection: Any = None):
     """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements).
     `tracker` logs each epoch once its resume state is saved."""
     from miad.bench.provenance import PeakMemory
@@ -324,7 +341,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     with PeakMemory(ctx.device) as peak:
         t0, cpu0 = time.perf_counter(), time.process_time()
         det.fit(train, device=ctx.device, progress=ctx.bars, state_dir=str(run_dir / "state"),
-                num_workers=ctx.num_workers, callback=on_epoch)
+                num_workers=ctx.num_workers, callback=on_epoch, selection=selection)
         fit_here = time.perf_counter() - t0
         ev = evaluate_detector(det, test, maps_path=run_dir / "maps.npz", progress=ctx.bars,
                                num_workers=ctx.num_workers)

@@ -209,6 +209,11 @@ def build_tables(rows: list[Row]) -> list[Table]:
         tables.append(factors)
     if select(rows, "run"):
         tables.append(cost_table(rows))
+    from miad.bench.protocol_table import selection_table
+
+    chosen = selection_table(rows)  # only when paper-selection runs exist (--protocol)
+    if chosen is not None:
+        tables.append(chosen)
     for table in tables:
         if any(PROCEDURAL_MARK in str(row[0]) for row in table.rows):
             table.note = f"{table.note} {PROCEDURAL_NOTE}".strip()

@@ -33,7 +33,8 @@ def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: 
     data = cmd["data"] if cmd["data"] == "builtin" else cmd["data_root"]
     result = run_benchmark(data, methods=cmd["methods"], scenarios=cmd["scenarios"], preset=cmd["preset"],
                            seeds=cmd["seeds"], unified=cmd["unified"], out=out, overrides=cmd["overrides"],
-                           device=device, progress=progress, num_workers=num_workers, loggers=loggers)
+                           device=device, progress=progress, num_workers=num_workers, loggers=loggers,
+                           protocols=cmd.get("protocols"))
     return result.failed
 
 

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=_positive, default=24 * 60, metavar="MINUTES",
                    help="SLURM time limit per job in minutes (default 1440); a job cut off mid-run is resumed by "
                         "another")
+    p.add_argument("--protocol", default="held-out", metavar="held-out|paper-selection",
+                   help="held-out (default): never looks at test data; paper-selection: the peers' model selection on "
+                        "the TEST set (miad.selection), its runs marked 'selected on test'; a comma list runs both "
+                        "side by side, each in its own run folder, with a table of the difference")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild results, tables, figures and report in --out from its finished runs")
     add_logger(p)
@@ -93,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size)
     if "seed" in overrides and args.seeds:
         raise ConfigError("--set seed=... and --seeds both given; pass the seeds with --seeds only")
+    protocols = _protocols(args.protocol, args.methods)
     plan = dict(data=args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
                 unified=args.unified, out=args.out, overrides=overrides, device=args.device,
-                progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger)
+                progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger, protocols=protocols)
     if args.executor == "slurm":
         from miad.bench.slurm import check_executor, check_gpus_per_run, submit_workers
 
@@ -124,6 +129,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"benchmark finished in {format_duration(result.seconds)}; the worker that finished the last run "
               f"wrote the tables in {result.out}")
     return report_failures(result.failed)
+
+
+def _protocols(text: str, methods: str) -> list[str]:
+    """The --protocol list; says which methods paper-selection leaves unchanged (no run is added for them)."""
+    from miad.bench.plan import resolve_methods
+    from miad.selection import PAPER_SELECTION, no_rule_note, parse_protocols, rule_for
+
+    protocols = parse_protocols(text)
+    if PAPER_SELECTION in protocols:
+        for method in resolve_methods(methods):
+            if rule_for(method, PAPER_SELECTION) is None:
+                print(no_rule_note(method))
+    return protocols
 
 
 def _report_only(out: str) -> int:

@@ -36,10 +36,16 @@ def run(args: argparse.Namespace) -> int:
     f1_thr = f1_at_thresholds(ev.rows)
     print(format_metrics(ev.metrics, f1_thr))
     print(f"{len(test)} test images, {ev.ms_per_image:.1f} ms/image")
+    from miad.selection import MARK, PAPER_SELECTION, selected_on_test
+
+    chosen = {"protocol": PAPER_SELECTION, "mark": MARK} if selected_on_test(det.history) else {}
+    if chosen:
+        print(f"note: this model was {MARK} (trained with --protocol {PAPER_SELECTION}): optimistic metrics")
     if out:
         write_scores_csv(out / "scores.csv", ev.rows)
         write_json_atomic(out / "metrics.json", {**ev.metrics.to_dict(), "f1_at_threshold": f1_thr,
-                                                 "ms_per_image": ev.ms_per_image, "checkpoint": args.checkpoint})
+                                                 "ms_per_image": ev.ms_per_image, "checkpoint": args.checkpoint,
+                                                 **chosen})
         write_resolved_config(out, det, checkpoint=str(args.checkpoint), trained_on=det.trained_on)
         print(f"wrote {out}/metrics.json, scores.csv, maps.npz")
     return 0
