@@ -187,13 +187,19 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], log: Path, server: bool
 
 def build_venv(work: Path) -> Path:
     """The wheel of this checkout, installed with its extras into WORK/venv; returns the venv's bin folder."""
-    dist = work / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)], check=True)
-    (wheel,) = dist.glob("miad-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-    pip = [str(work / "venv/bin/python"), "-m", "pip", "install", "-q"]
-    subprocess.run(pip + ["--upgrade", "pip"], check=True)
-    subprocess.run(pip + [f"{wheel}[{EXTRAS}]"], check=True)
+    dist, log = work / "dist", work / "logs/install.log"
+    with open(log, "w") as fh:
+        def step(argv: list[str]) -> None:
+            fh.write("$ " + shlex.join(argv) + "\n")
+            fh.flush()
+            if subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode:
+                raise SystemExit(f"error: {shlex.join(argv)} failed; see {log}")
+
+        step([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO)])
+        (wheel,) = dist.glob("miad-*.whl")
+        step([sys.executable, "-m", "venv", str(work / "venv")])
+        step([str(work / "venv/bin/python"), "-m", "pip", "install", "--upgrade", "pip"])
+        step([str(work / "venv/bin/python"), "-m", "pip", "install", f"{wheel}[{EXTRAS}]"])
     return work / "venv/bin"
 
 
@@ -242,11 +248,11 @@ def main() -> int:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     commands = readme_commands(text)  # fails early when an INLINE command left the README
     t0 = time.perf_counter()
+    cwd, logs = work / "cwd", work / "logs"
+    for folder in (cwd, logs):
+        folder.mkdir(parents=True, exist_ok=True)
     bin_dir = build_venv(work)
     print(f"wheel built and installed into {work / 'venv'} in {time.perf_counter() - t0:.0f} s", flush=True)
-    cwd, logs = work / "cwd", work / "logs"
-    cwd.mkdir(exist_ok=True)
-    logs.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
     env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", MIAD_CACHE=str(work / "cache"))
     standins = make_standins(work, cwd, env)
