@@ -54,7 +54,7 @@ INLINE = ("miad --version", "miad methods --show NAME", "miad data check <root> 
 INLINE_VALUES = {"NAME": "patchcore", "<root>": "/data/miad", "OUT": "runs/bench"}  # then STANDINS apply
 
 SKIPS = (  # (command prefix, why it cannot run here)
-    ("make ", "the repository's Makefile (a checkout, not the wheel); `make demo` = the tour's last command"),
+    ("make ", "the repository's Makefile (a checkout, not the wheel): `make demo` runs the tour's last command"),
     ("pip install", "an install by name or from a checkout; this script installs the wheel with every extra"),
     ("PYTHONPATH=src python -m miad.commands._argtable", "a maintainer's command in a checkout "
      "(tests/commands/test_argtable.py runs it)"),
