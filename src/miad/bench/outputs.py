@@ -19,7 +19,7 @@ def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path
     from miad.bench.report import build_report
     from miad.bench.results import collect_rows, run_dirs, write_results
     from miad.bench.runner import read_result
-    from miad.bench.tables import build_tables, factor_findings
+    from miad.bench.tables import build_tables
     from miad.runconfig import write_text_atomic
 
     out = Path(out)
@@ -40,7 +40,7 @@ def write_outputs(out: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path
     invocation = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").is_file() else {}
     failures = [f"{p.parent.relative_to(out).as_posix()}: {json.loads(p.read_text()).get('error', '?')}"
                 for p in sorted(out.glob("runs/*/*/seed*/error.json")) if not (p.parent / "result.json").exists()]
-    page = build_report(tables, results, invocation, fig, factor_png, factor_findings(rows), failures)
+    page = build_report(tables, results, invocation, fig, factor_png, failures)
     write_text_atomic(out / "report.html", page)
     written["report.html"] = out / "report.html"
     return rows, written

@@ -50,8 +50,8 @@ def fmt_cell(cell: Cell | None, scale: float = 100.0, digits: int = 1, signed: b
 
 
 def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]:
-    """Cells holding the highest mean of their column (axis='column') or row, unless all values there tie;
-    partial summaries do not compete."""
+    """Cells holding the highest mean of their column (axis='column') or row as shown (fmt_cell's 0.1 points, so
+    two cells that read the same are both bold), unless all values there tie; partial summaries do not compete."""
     best: set[tuple[int, int]] = set()
     n_rows, n_cols = len(grid), len(grid[0]) if grid else 0
     lines = [[(i, j) for i in range(n_rows)] for j in range(n_cols)] if axis == "column" else \
@@ -59,7 +59,7 @@ def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]
     for line in lines:
         means = {(i, j): grid[i][j].mean for i, j in line
                  if grid[i][j] is not None and grid[i][j].mean is not None and not grid[i][j].partial}
-        rounded = {k: round(m, 6) for k, m in means.items()}
+        rounded = {k: float(fmt_cell(Cell({0: m}))) for k, m in means.items()}  # the value a reader compares
         if len(set(rounded.values())) >= 2:  # an all-way tie has no best
             top = max(rounded.values())
             best |= {(i, j + 1) for (i, j), m in rounded.items() if m == top}
@@ -72,7 +72,7 @@ def _seeds_note(rows: list[Row], bold: bool = True) -> str:
         text = f"Values in %: mean ± std over seeds {', '.join(map(str, seeds))} (where a method has several)."
     else:
         text = f"Values in %, seed {seeds[0]}." if seeds else "Values in %."
-    return text + (" Best in bold." if bold else "")
+    return text + (" Best in bold (ties: each; none where every method ties)." if bold else "")
 
 
 def main_table(rows: list[Row], metric: str) -> Table:
