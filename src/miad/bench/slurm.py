@@ -53,7 +53,8 @@ def job_worker(out: str, device: str = "auto", num_workers: int = 0, loggers: li
     """What each task of a job runs: pin to this task's GPU, then be one more worker on `out`."""
     import submitit
 
-    from miad.bench.workers import visible_gpus, work
+    from miad.bench.worker import work
+    from miad.bench.workers import visible_gpus
 
     env = submitit.JobEnvironment()
     gpus = visible_gpus(device)
