@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from miad.errors import ConfigError
-from miad.tracking import flat_params, scalar_name
+from miad.tracking.names import flat_params, scalar_name
 
 RUN_FILE = "mlflow_run.json"
 DB_FILE = "mlflow.db"

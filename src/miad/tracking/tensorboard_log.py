@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from miad.tracking import flat_params, scalar_name
+from miad.tracking.names import flat_params, scalar_name
 
 FOLDER = "tensorboard"
 _EVENTS = "events.out.tfevents.*"
