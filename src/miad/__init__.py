@@ -1,7 +1,7 @@
 """miad: unsupervised visual anomaly detection for outdoor maintenance inspection (MIAD, arXiv 2211.13968).
 
-Public API: `create`, `load`, `list_methods`, `list_presets`, `evaluate`, `Prediction`, `Sample`, `MiadError`,
-`NotFittedError`. Imports are lazy so that `import miad` (and the CLI's start) does not load torch.
+Public API: `create`, `load`, `list_methods`, `list_presets`, `load_samples`, `split_samples`, `evaluate`,
+`Prediction`, `Sample`, `MiadError`, `NotFittedError`. Imports are lazy so that `import miad` (and the CLI's start) does not load torch.
 """
 
 __version__ = "0.1.0"
@@ -17,12 +17,15 @@ __all__ = [
     "list_methods",
     "list_presets",
     "load",
+    "load_samples",
+    "split_samples",
 ]
 
 _LAZY = {
     "create": "miad.registry", "list_methods": "miad.registry", "list_presets": "miad.registry",
     "load": "miad.registry", "evaluate": "miad.metrics", "Prediction": "miad.types", "Sample": "miad.types",
-    "MiadError": "miad.errors", "NotFittedError": "miad.errors",
+    "MiadError": "miad.errors", "NotFittedError": "miad.errors", "load_samples": "miad.data.index",
+    "split_samples": "miad.data.index",
 }
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -14,20 +13,12 @@ from typing import Any
 
 import torch
 
-from miad.atomic import atomic_path
+from miad.atomic import atomic_save
 from miad.errors import CheckpointError
 
 FORMAT = "miad-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; older files then fail with a clear message
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create it with `miad train`",

@@ -111,7 +111,7 @@ def _row(det: Any, index: int, s: Sample, score: float, override: float | None) 
 
 
 def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    from miad.runconfig import write_text_atomic
+    from miad.atomic import write_text_atomic
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SCORE_FIELDS)

@@ -181,7 +181,7 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], model: LoadedModel) -> 
     import csv
     import io
 
-    from miad.runconfig import write_json_atomic, write_text_atomic
+    from miad.atomic import write_json_atomic, write_text_atomic
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["image", "score", "threshold", "anomalous", "overlay", "mask", "error"])

@@ -204,7 +204,7 @@ def _amp(device: torch.device, enabled: bool):
 
 
 def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
-    from miad.checkpoint import atomic_save
+    from miad.atomic import atomic_save
 
     atomic_save({
         "model": det.model.state_dict(),

@@ -83,7 +83,7 @@ def plan_training(out: Path, wanted: dict[str, Any], restart: bool) -> Plan:
     elif (out / MODEL_FILE).is_file():
         _require_same(out, "a finished model (model.pt)", _model_identity(out / MODEL_FILE), wanted)
         return Plan(True)
-    from miad.runconfig import write_json_atomic
+    from miad.atomic import write_json_atomic
 
     shutil.rmtree(state_dir, ignore_errors=True)  # an identity without epochs (killed before the first) or temps
     write_json_atomic(state_dir / IDENTITY_FILE, wanted)

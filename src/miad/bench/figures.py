@@ -18,9 +18,9 @@ import numpy as np
 from miad.bench.aggregate import factor_delta_cells, label, labels_of, ordered_categories, select
 from miad.bench.factors import BINS, FACTOR_NAMES
 from miad.bench.rundir import MAPS, read_result, read_scores, run_dirs
+from miad.data.index import load_samples
 from miad.data.io import load_mask, load_rgb
 from miad.evaluation import read_map
-from miad.runconfig import load_samples
 from miad.visual import normal_color_range, overlay
 
 MAX_CANDIDATES = 20

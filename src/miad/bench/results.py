@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from miad.atomic import write_text_atomic
 from miad.bench.factors import factor_rows, load_manifest
 from miad.bench.rundir import read_result, run_dirs
 from miad.metrics.result import COUNTS, METRICS
-from miad.runconfig import write_text_atomic
 
 IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope", "category", "subset")
 COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",

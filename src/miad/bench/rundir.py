@@ -20,9 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from miad.atomic import write_json_atomic
 from miad.data.fingerprint import fingerprint_difference
 from miad.errors import MiadError
-from miad.runconfig import write_json_atomic
 
 RESULT, RUN, ERROR, SCORES, MAPS = "result.json", "run.json", "error.json", "scores.csv", "maps.npz"
 RESULT_FORMAT = "miad-bench-run"

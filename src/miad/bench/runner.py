@@ -32,13 +32,13 @@ from miad.bench.provenance import PeakMemory, git_commit, host_info, package_ver
 from miad.bench.results import collect_rows, headline
 from miad.bench.tracking import BenchTracking, log_run_end, open_run_tracker
 from miad.bench.workers import run_local_workers
+from miad.config import write_resolved_config
 from miad.data.fingerprint import data_fingerprint, sample_files
-from miad.data.index import categories_of, resolve_data_root
+from miad.data.index import categories_of, load_samples, resolve_data_root
 from miad.detector import resolve_device
 from miad.errors import MiadError
 from miad.evaluation import evaluate_detector, write_scores_csv
 from miad.registry import get_method
-from miad.runconfig import load_samples, write_resolved_config
 from miad.tracking import resolve_loggers
 from miad.types import Sample
 

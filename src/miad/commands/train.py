@@ -31,10 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miad import distributed
-    from miad.data.index import resolve_data_root
+    from miad.config import resolve_overrides
+    from miad.data.index import load_samples, resolve_data_root, split_samples
     from miad.folder_lock import FolderLock
     from miad.registry import get_method, make_config
-    from miad.runconfig import load_samples, resolve_overrides, split
     from miad.tracking import resolve_loggers
     from miad.train_out import training_identity
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
     config = make_config(args.method, args.preset, **overrides)
     root = resolve_data_root(args.data)
-    train = split(load_samples(str(root), args.scenario), "train")
+    train = split_samples(load_samples(str(root), args.scenario), "train")
     out = output_folder(args.out)
     wanted = training_identity(args.method, config, train, root)
     with contextlib.ExitStack() as stack:
@@ -80,8 +80,9 @@ def _decide(out: Path, wanted: dict, restart: bool, main: bool):
 
 def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool) -> int:
     from miad import distributed
+    from miad.atomic import write_json_atomic
     from miad.checkpoint import save_checkpoint
-    from miad.runconfig import write_json_atomic, write_resolved_config
+    from miad.config import write_resolved_config
     from miad.train_out import STATE_DIR, finish
 
     if main:

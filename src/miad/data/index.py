@@ -93,6 +93,21 @@ def resolve_data_root(data: str | Path) -> Path:
     return path
 
 
+def load_samples(data: str | Path, scenario: str | Sequence[str] | None = "all") -> list[Sample]:
+    """Index `data` (a path or 'builtin') and keep the requested scenario(s): a name, a comma list or a sequence
+    of names; 'all' or None keeps every category."""
+    root = resolve_data_root(data)
+    wanted = None
+    if isinstance(scenario, str) and scenario != "all":
+        wanted = [s.strip() for s in scenario.split(",") if s.strip()]
+    elif scenario is not None and not isinstance(scenario, str):
+        wanted = list(scenario)
+    samples = index_dataset(root, categories=wanted)
+    if not samples:
+        raise DataError(f"no images found under {root}; run `miad data check {root}` to see why")
+    return samples
+
+
 def split_samples(samples: Sequence[Sample], split: str) -> list[Sample]:
     """The samples of one split ('train' or 'test'), order kept."""
     if split not in SPLITS:

@@ -32,7 +32,7 @@ class CsvBackend:
         self._write()
 
     def _write(self) -> None:
-        from miad.runconfig import write_text_atomic
+        from miad.atomic import write_text_atomic
 
         present = {k for r in self.rows for k in r}
         columns = [c for c in COLUMNS if c in present or c == "epoch"]

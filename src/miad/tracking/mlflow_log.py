@@ -127,7 +127,7 @@ class MlflowBackend:
         return found.info.run_id
 
     def _create(self, run: Any, uri: str) -> str:
-        from miad.runconfig import write_json_atomic
+        from miad.atomic import write_json_atomic
 
         created = self.client.create_run(self._experiment(run), run_name=run.run_name, tags=dict(run.tags))
         write_json_atomic(self.id_file, {"run_id": created.info.run_id, "tracking_uri": uri})
