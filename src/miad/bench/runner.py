@@ -35,7 +35,7 @@ from miad.bench.workers import run_local_workers
 from miad.config import write_resolved_config
 from miad.data.fingerprint import data_fingerprint, sample_files
 from miad.data.index import categories_of, load_samples, resolve_data_root
-from miad.detector import resolve_device
+from miad.detector import Detector, resolve_device
 from miad.errors import MiadError
 from miad.evaluation import evaluate_detector, write_scores_csv
 from miad.registry import get_method
@@ -204,7 +204,7 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.end_run(_summary(result))
 
 
-def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any):
+def _fit_and_test(det: Detector, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any):
     """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements).
     `tracker` logs each epoch once its resume state is saved."""
     this_process: list[dict[str, Any]] = []
@@ -231,7 +231,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     }
 
 
-def _holdout(det: Any) -> dict[str, Any] | None:
+def _holdout(det: Detector) -> dict[str, Any] | None:
     if det.holdout is None:
         return None
     return {"threshold": det.holdout.threshold, "category_thresholds": det.holdout.category_thresholds,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from miad.bench.figures import run_rows
+from miad.detector import Detector
 from miad.tracking import RunInfo, Tracker, open_tracker
 from miad.tracking.content import final_step, fit_statistics, heldout_heatmaps, run_params, test_metrics
 from miad.train import finished_epochs
@@ -28,7 +29,7 @@ def experiment_name(out: Path) -> str:
     return f"miad benchmark {Path(out).resolve()}"
 
 
-def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, det: Any) -> Tracker:
+def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, det: Detector) -> Tracker:
     """The tracker of one benchmark run (spec: a RunSpec), holding the epochs of its resume state."""
     if tracking is None or not tracking.loggers:
         return Tracker([])
@@ -42,7 +43,7 @@ def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, d
     return tracker
 
 
-def log_run_end(tracker: Tracker, det: Any, train: list[Any], result: dict[str, Any], run_dir: Path) -> None:
+def log_run_end(tracker: Tracker, det: Detector, train: list[Any], result: dict[str, Any], run_dir: Path) -> None:
     """A finished run's test metrics, fit statistics and time, then its Figure A.1 rows and held-out heat maps
     (run_dir holds result.json, scores.csv and maps.npz by now)."""
     step = final_step(det)
