@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from miad import __version__
 from miad.atomic import atomic_save
 from miad.errors import CheckpointError
 
@@ -50,8 +51,6 @@ def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create
 
 def save_checkpoint(det: Any, path: str | Path, identity: dict[str, Any] | None = None) -> None:
     """`identity`: what `miad train` made the model from (see miad.train_out), checked when --out is re-used."""
-    from miad import __version__
-
     atomic_save({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -14,6 +14,10 @@ import pkgutil
 import sys
 import time
 
+import miad.commands as commands
+from miad import __version__
+from miad.errors import MiadError
+
 
 def _busy_cores(window: float = 0.1) -> float:
     """Cores kept busy by other processes right now (/proc/stat over `window` s; load average elsewhere)."""
@@ -31,7 +35,8 @@ def _busy_cores(window: float = 0.1) -> float:
 
 
 def _openmp_wait_policy() -> None:
-    """Choose how idle OpenMP threads wait, before torch loads; a user's own OMP/GOMP setting wins.
+    """Choose how idle OpenMP threads wait, before torch loads (`main` calls it first; neither this module nor
+    the command parsers it imports load torch); a user's own OMP/GOMP setting wins.
 
     Spinning threads steal the cores from each other when anything else runs (on 2 busy cores a DRAEM fit took
     15x the CPU time), so a busy machine gets passive waiting. On an idle machine passive waiting makes the
@@ -46,19 +51,11 @@ def _openmp_wait_policy() -> None:
         os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
-_openmp_wait_policy()
-
-from miad import __version__  # noqa: E402  (after the wait policy: torch must not load first)
-from miad.errors import MiadError  # noqa: E402
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miad", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"miad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import miad.commands as commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"miad.commands.{info.name}").register(sub)
@@ -73,6 +70,7 @@ def _escape_undecodable_output() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _openmp_wait_policy()  # first: some command parsers load torch
     _escape_undecodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 
 from miad.atomic import write_text_atomic
+from miad.data.io import RESIZE_MODES
 from miad.errors import ConfigError
+from miad.preprocess import NORMALIZATIONS
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,6 @@ class BaseConfig:
             self.grad_clip_norm is None or self.grad_clip_norm > 0,
             "grad_clip_norm", self.grad_clip_norm, "null or > 0",
         )
-        from miad.data.io import RESIZE_MODES
-        from miad.preprocess import NORMALIZATIONS
-
         _check(self.resize in RESIZE_MODES, "resize", self.resize, f"one of {list(RESIZE_MODES)}")
 
         _check(self.normalize in NORMALIZATIONS, "normalize", self.normalize, f"one of {list(NORMALIZATIONS)}")

@@ -22,8 +22,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from miad.checkpoint import save_checkpoint
 from miad.config import BaseConfig
-from miad.errors import DataError, NotFittedError
+from miad.data.dataset import ImageDataset, TensorImageDataset
+from miad.errors import ConfigError, DataError, NotFittedError
+from miad.train import train_detector
 from miad.types import Prediction, Sample
 
 TrainData = Sequence[Sample] | torch.Tensor | Dataset
@@ -59,8 +62,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from miad.errors import ConfigError
-
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
     return dev
 
@@ -141,8 +142,6 @@ class Detector(abc.ABC):
 
     def dataset(self, samples: Sequence[Sample]) -> Dataset:
         """The preset's Dataset (resize, normalisation, nearest-neighbour masks) over `samples`."""
-        from miad.data.dataset import ImageDataset
-
         return ImageDataset(list(samples), self.config.image_size, self.config.normalize,
                             resize=self.config.resize)
 
@@ -171,8 +170,6 @@ class Detector(abc.ABC):
         self.model.load_state_dict(state_dict)
 
     def save(self, path: str) -> None:
-        from miad.checkpoint import save_checkpoint
-
         if not self.fitted:
             raise NotFittedError(f"{self.name} is not fitted: nothing to save")
         save_checkpoint(self, path)
@@ -198,8 +195,6 @@ class Detector(abc.ABC):
 
     def _as_dataset(self, train: TrainData) -> tuple[Dataset, list[str]]:
         if isinstance(train, torch.Tensor):
-            from miad.data.dataset import TensorImageDataset
-
             if train.ndim != 4 or len(train) == 0:
                 raise DataError(f"training tensor must be [N,3,H,W] with N >= 1, got {tuple(train.shape)}")
             return TensorImageDataset(self._conform(train)), [""] * len(train)
@@ -270,8 +265,6 @@ class GradientDetector(Detector):
         return [p for m in self.trainable_modules() for p in m.parameters() if p.requires_grad]
 
     def _fit(self, train: Dataset, val: Dataset | None, **options: Any) -> None:
-        from miad.train import train_detector
-
         self.history = train_detector(self, train, val, **options)
 
 

@@ -27,7 +27,7 @@ MAX_CANDIDATES = 20
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    import matplotlib  # here: the Agg backend must be chosen before pyplot loads, and only drawing needs them
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,6 +5,7 @@ Each job runs one worker per GPU it holds (`--gpus-per-job` tasks, task k pinned
 task without GPUs), and the workers claim runs from `--out` as any other worker does, so jobs may start, die or
 time out in any order: a dead job's run is taken over by a live one. submitit keeps each job's pickled call,
 stdout and stderr under `OUT/slurm/<job id>/`, so a failed job can be debugged from the output folder alone.
+submitit (the `cluster` extra) is imported where it is used: miad works without it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from miad.bench.worker import work
+from miad.bench.workers import visible_gpus
 from miad.errors import MiadError
 
 
@@ -53,8 +56,6 @@ def job_worker(out: str, device: str = "auto", num_workers: int = 0, loggers: li
     """What each task of a job runs: pin to this task's GPU, then be one more worker on `out`."""
     import submitit
 
-    from miad.bench.worker import work
-    from miad.bench.workers import visible_gpus
 
     env = submitit.JobEnvironment()
     gpus = visible_gpus(device)

@@ -22,6 +22,7 @@ from miad.bench.aggregate import (
     summary_cells,
 )
 from miad.bench.factors import FACTOR_NAMES
+from miad.data.defects import defect_group
 
 MAIN_METRICS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "aupro": "AUPRO (FPR <= 0.3)"}
 DASH = "–"
@@ -94,8 +95,6 @@ def defect_table(rows: list[Row], metric: str) -> Table:
     order = {c: i for i, c in enumerate(ordered_categories(r["category"] for r in rows))}
     keys = sorted({(r["category"], r["subset"]) for r in rows}, key=lambda k: (order[k[0]], k[1]))
     per = cells(rows, metric, lambda r: f"{r['category']}/{r['subset']}")
-    from miad.data.defects import defect_group
-
     grid = [[per.get((lab, f"{c}/{t}")) for lab in labels] for c, t in keys]
     body = [[f"{c} / {t}", defect_group(c, t)] + [fmt_cell(x) for x in line] for (c, t), line in zip(keys, grid)]
     bold = {(i, j + 1) for i, j in _bold_best(grid, "row")}  # shifted past the group column

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from miad.cli import _openmp_wait_policy
 from miad.errors import MiadError
 
 
@@ -32,7 +33,7 @@ def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import miad.cli  # noqa: F401  (the OpenMP wait policy, before torch loads)
+    _openmp_wait_policy()  # before torch loads
 
     parser = argparse.ArgumentParser(prog="python -m miad.bench.worker", description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logger", action="append", default=None)
     args = parser.parse_args(argv)
     if "OMP_NUM_THREADS" in os.environ:
-        import torch
+        import torch  # here: after the wait policy
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     try:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from miad.bench.claims import generations
 from miad.bench.outputs import write_outputs
 from miad.bench.progress import format_duration
@@ -41,8 +43,6 @@ def visible_gpus(device: str) -> list[str]:
         return []
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         return [g.strip() for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
-    import torch
-
     return [str(i) for i in range(torch.cuda.device_count())]
 
 

@@ -83,7 +83,7 @@ def resolve_data_root(data: str | Path) -> Path:
     """The folder behind `--data`: 'builtin' is the generated mini-MIAD (made on first use), anything else
     must be an existing directory."""
     if str(data) == "builtin":
-        from miad.data.builtin import builtin_root  # lazy: generating data is only needed for 'builtin'
+        from miad.data.builtin import builtin_root  # here: only 'builtin' needs the generator's modules
 
         return Path(builtin_root())
     path = Path(data).expanduser()
