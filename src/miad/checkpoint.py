@@ -49,20 +49,11 @@ def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create
         raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(exc).__name__}); {fix}") from None
 
 
-def save_checkpoint(det: Any, path: str | Path, identity: dict[str, Any] | None = None) -> None:
-    """`identity`: what `miad train` made the model from (see miad.train_out), checked when --out is re-used."""
-    atomic_save({
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "miad_version": __version__,
-        "method": det.name,
-        "config": det.config.to_dict(),
-        "state_dict": det.model.state_dict(),
-        "holdout": det.holdout.to_state() if det.holdout else None,
-        "trained_on": list(det.trained_on),
-        "history": list(det.history),
-        "identity": identity,
-    }, path)
+def save_checkpoint(state: dict[str, Any], path: str | Path, identity: dict[str, Any] | None = None) -> None:
+    """`state`: `Detector.state()`; `identity`: what `miad train` made the model from (see miad.train_out),
+    checked when --out is re-used."""
+    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "miad_version": __version__, **state,
+                 "identity": identity}, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

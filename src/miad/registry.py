@@ -13,7 +13,7 @@ from typing import Any
 
 from miad.checkpoint import read_checkpoint
 from miad.config import BaseConfig, apply_overrides
-from miad.detector import Detector, HoldoutStats
+from miad.detector import Detector
 from miad.errors import CheckpointError, ConfigError
 
 _METHODS: dict[str, type[Detector]] = {}
@@ -73,22 +73,6 @@ def create(name: str, preset: str = "quick", *, pretrained: bool = True, **overr
 def load(path: str | Path, device: str = "cpu", expect_method: str | None = None) -> Detector:
     """A fitted detector from a checkpoint written by `Detector.save` (weights_only loading)."""
     ckpt = read_checkpoint(path)
-    method = ckpt["method"]
-    if expect_method is not None and method != expect_method:
-        raise CheckpointError(f"checkpoint {path} is a {method} model, expected {expect_method}")
-    cls = get_method(method)
-    try:
-        config = apply_overrides(cls.Config(), ckpt["config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {path} has a config this miad cannot use ({exc})") from None
-    det = cls(config, pretrained=False)
-    try:
-        det.load_model_state(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0][:200]
-        raise CheckpointError(f"checkpoint {path} does not match the {method} model ({first})") from None
-    det.holdout = HoldoutStats.from_state(ckpt["holdout"]) if ckpt.get("holdout") else None
-    det.trained_on = list(ckpt.get("trained_on", []))
-    det.history = list(ckpt.get("history", []))
-    det.fitted = True
-    return det.to(device)
+    if expect_method is not None and ckpt["method"] != expect_method:
+        raise CheckpointError(f"checkpoint {path} is a {ckpt['method']} model, expected {expect_method}")
+    return get_method(ckpt["method"]).from_state(ckpt, source=path).to(device)

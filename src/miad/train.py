@@ -238,7 +238,7 @@ def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dic
         return 0, []
     state = read_resume_state(path)
     try:
-        det.model.load_state_dict(state["model"])
+        det.load_model_state(state["model"])  # the detector's own loading, as from a checkpoint
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, RuntimeError, ValueError) as exc:

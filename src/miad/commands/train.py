@@ -81,7 +81,6 @@ def _decide(out: Path, wanted: dict, restart: bool, main: bool):
 def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool) -> int:
     from miad import distributed
     from miad.atomic import write_json_atomic
-    from miad.checkpoint import save_checkpoint
     from miad.config import write_resolved_config
     from miad.train_out import STATE_DIR, finish
 
@@ -103,7 +102,7 @@ def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str,
                                                  "trained_on": det.trained_on})
         write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
                               world_size=distributed.world_size())
-        save_checkpoint(det, out / "model.pt", identity=wanted)
+        det.save(out / "model.pt", identity=wanted)
     finish(out)  # after the tracker closed: its MLflow run id stays in the state until the run is logged
     thr = f"{det.threshold:.6g}" if det.threshold is not None else "none (no held-out images)"
     print(f"fitted in {seconds:.1f} s; threshold from held-out normal images: {thr}")
