@@ -68,15 +68,13 @@ class Detector(abc.ABC):
     # ----- to implement -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def build(self, pretrained: bool) -> nn.Module:
-        """Create the nn.Module (frozen backbones with ImageNet weights when `pretrained`, else random)."""
+        """Create the nn.Module (frozen backbones with ImageNet weights when `pretrained`, else random). Its forward
+        is the whole torch-only inference graph: preprocessed images [B,3,S,S] -> (image scores [B], maps [B,S,S])
+        (no numpy/scipy: exportable)."""
 
     @abc.abstractmethod
     def _fit(self, train: Dataset, val: Dataset | None, **options: Any) -> None:
         """Train on `train`; `val` holds the held-out normal images (validation only)."""
-
-    @abc.abstractmethod
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        """Torch-only scoring of a preprocessed batch on self.device (no numpy/scipy: exportable)."""
 
     # ----- public API --------------------------------------------------------------------------------------
     def fit(
@@ -106,8 +104,8 @@ class Detector(abc.ABC):
         if not self.fitted:
             raise NotFittedError(f"{self.name} is not fitted: call fit() first (or load a checkpoint)")
         self.model.eval()
-        pred = self._predict(conform_images(images, self.config.image_size, f"{self.name}.predict").to(self.device))
-        return Prediction(pred.image_score.float(), pred.anomaly_map.float())
+        score, amap = self.model(conform_images(images, self.config.image_size, f"{self.name}.predict").to(self.device))
+        return Prediction(score.float(), amap.float())
 
     def predict_dataset(
         self, dataset: Dataset, batch_size: int | None = None, num_workers: int = 0

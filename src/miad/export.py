@@ -1,5 +1,6 @@
-"""Export: the detector's torch-only `_predict` as one graph, images [B,3,S,S] -> (score [B], map [B,S,S]), written
-as ONNX or as OpenVINO IR (`.xml` + `.bin`), and the one place that knows how to run such a file.
+"""Export: the detector's model, whose forward is the torch-only inference graph, images [B,3,S,S] -> (score [B],
+map [B,S,S]), written as ONNX or as OpenVINO IR (`.xml` + `.bin`), and the one place that knows how to run such a
+file.
 
 Pre-processing (size, normalisation) and the held-out thresholds travel as metadata (the `miad` JSON property of
 the ONNX file, the `miad` runtime info of the IR), not inside the graph, so a user can change the decision
@@ -47,14 +48,15 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # float32 [B,3,S
 
 
 class _Graph(nn.Module):
-    def __init__(self, det: Detector) -> None:
+    """The method's model with float32 outputs (as `Detector.predict` returns them)."""
+
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = det.model
-        self._det = [det]
+        self.model = model
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pred = self._det[0]._predict(images)
-        return pred.image_score.float(), pred.anomaly_map.float()
+        score, amap = self.model(images)
+        return score.float(), amap.float()
 
 
 def metadata(det: Detector) -> dict[str, Any]:
@@ -142,8 +144,8 @@ def _write_onnx(det: Detector, tmp: Path) -> None:
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                _Graph(det).eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["images"],
-                output_names=["image_score", "anomaly_map"],
+                _Graph(det.model).eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                input_names=["images"], output_names=["image_score", "anomaly_map"],
                 dynamic_axes={"images": {0: "batch"}, "image_score": {0: "batch"}, "anomaly_map": {0: "batch"}},
             )
         proto = onnx.load(str(tmp))
