@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from miad.cli import _openmp_wait_policy
 from miad.errors import MiadError
+from miad.openmp import set_wait_policy
 
 
 def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: bool = True,
@@ -33,7 +33,7 @@ def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    _openmp_wait_policy()  # before torch loads
+    set_wait_policy()  # before torch loads
 
     parser = argparse.ArgumentParser(prog="python -m miad.bench.worker", description=__doc__.splitlines()[0])
     parser.add_argument("out")
