@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from miad import distributed as dist
+from miad.atomic import atomic_save
 from miad.errors import ConfigError
+from miad.metrics import pixel_auroc
+from miad.preprocess import conform_images
 from miad.sources import ANOMALIB, UNIAD
 
 HELD_OUT, PAPER_SELECTION = "held-out", "paper-selection"
@@ -117,9 +122,8 @@ class SelectionOnTest:
         row[METRIC] = metric
         if self._update(epoch, metric):
             self.best_state = {k: v.detach().cpu().clone() for k, v in det.model.state_dict().items()}
-            if self.best_path is not None and dist.is_main():  # every rank validates (same weights, same
-                from miad.checkpoint import atomic_save  # decision to stop); rank 0 alone writes
-
+            # every rank validates (same weights, same decision to stop); rank 0 alone writes
+            if self.best_path is not None and dist.is_main():
                 atomic_save(self.best_state, self.best_path)
 
     def restore_best(self, det: Any) -> None:
@@ -146,11 +150,6 @@ class SelectionOnTest:
     @torch.no_grad()
     def _test_pixel_auroc(self, det: Any) -> float:
         """Mean over categories of the pixel AUROC on the test images, in eval mode, training RNG untouched."""
-        import numpy as np
-        from torch.utils.data import DataLoader
-
-        from miad.metrics import pixel_auroc
-
         det.model.eval()
         values = []
         with torch.random.fork_rng(devices=[det.device] if det.device.type == "cuda" else []):
@@ -158,8 +157,9 @@ class SelectionOnTest:
                 samples = [s for s in self.test if s.category == cat]
                 maps, masks = [], []
                 for batch in DataLoader(det.dataset(samples), batch_size=det.config.batch_size):
-                    pred = det._predict(det._conform(batch["image"]).to(det.device))
-                    maps.append(pred.anomaly_map.float().cpu().numpy())
+                    images = conform_images(batch["image"], det.config.image_size, "paper-selection")
+                    _, amap = det.model(images.to(det.device))  # the model's inference graph (still unfitted)
+                    maps.append(amap.float().cpu().numpy())
                     masks.append(batch["mask"].numpy())
                 values.append(pixel_auroc(np.concatenate(maps), np.concatenate(masks)))
         return float(np.mean(values))

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from miad import distributed as dist
+from miad.atomic import atomic_save
+from miad.checkpoint import read_torch
 from miad.errors import ConfigError, MiadError
 
 STATE_FILE = "train_state.pt"
@@ -215,8 +217,6 @@ def _amp(device: torch.device, enabled: bool):
 
 
 def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
-    from miad.checkpoint import atomic_save
-
     atomic_save({
         "model": det.model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -231,8 +231,6 @@ def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
 
 def read_resume_state(path: Path, mmap: bool = False) -> dict[str, Any]:
     """The per-epoch state in `path`; an unreadable one says which folder to delete to start over."""
-    from miad.checkpoint import read_torch
-
     state = read_torch(path, what="resume state", fix=f"delete {path.parent} to start training over", mmap=mmap)
     if not isinstance(state, dict) or not isinstance(state.get("history"), list):
         raise TrainingError(f"{path} is not a miad resume state; delete {path.parent} to start training over")
@@ -251,7 +249,7 @@ def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dic
         return 0, []
     state = read_resume_state(path)
     try:
-        det.model.load_state_dict(state["model"])
+        det.load_model_state(state["model"])  # the detector's own loading, as from a checkpoint
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, RuntimeError, ValueError) as exc:

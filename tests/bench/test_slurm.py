@@ -10,7 +10,7 @@ import pytest
 import submitit  # the cluster extra; `make test` installs it: no silent skip
 
 from miad.bench.claims import generations
-from miad.bench.runner import read_result
+from miad.bench.rundir import read_result
 from miad.cli import main
 
 FLAGS = ["--methods", "patchcore", "--seeds", "0,1", "--set", "image_size=32", "--device", "cpu"]
@@ -33,7 +33,7 @@ def test_submitit_jobs_claim_runs_from_the_folder(bench_tree: Path, tmp_path: Pa
     assert [r["failed"] for r in results] == [[], []]
     for spec in specs:
         run_dir = out / spec.rel_dir
-        assert read_result(run_dir / "result.json")["resumed_after_epoch"] == 0
+        assert read_result(run_dir)["resumed_after_epoch"] == 0
         assert (run_dir / "run.log").read_text().count(": started") == 1 and generations(run_dir) == []
     assert (out / "tables.md").is_file()
     logs = sorted(p.name for p in (out / "slurm").rglob("*.out"))

@@ -15,7 +15,8 @@ import pytest
 from miad.bench import render
 from miad.bench.aggregate import Cell
 from miad.bench.results import read_results
-from miad.bench.tables import build_tables, fmt_cell, main_table
+from miad.bench.table_format import fmt_cell
+from miad.bench.tables import build_tables, main_table
 
 GOLDEN = Path(__file__).with_name("golden")
 

@@ -23,6 +23,8 @@ from typing import Any
 from miad import distributed as dist
 from miad.bench.claims import ClaimLostError
 from miad.errors import MiadError
+from miad.registry import get_method
+from miad.selection import SelectionOnTest, rule_for
 
 # Followers wait in a broadcast while rank 0 evaluates a run or waits for runs claimed by other workers, which
 # may take hours; torch's default collective timeout (30 min) would kill a healthy worker.
@@ -92,9 +94,6 @@ def follow_runs(specs: list[Any], ctx: Any) -> None:
 
 def follow_run(spec: Any, ctx: Any) -> None:
     """A follower's part of one run: fit it together with rank 0 (which evaluates and writes alone)."""
-    from miad.registry import get_method
-    from miad.selection import SelectionOnTest, rule_for
-
     cats = set(spec.categories)
     train = [s for s in ctx.samples if s.split == "train" and s.category in cats]
     state_dir = ctx.out / spec.rel_dir / "state"

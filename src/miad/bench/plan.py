@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miad.errors import ConfigError
+from miad.registry import get_method, list_methods, make_config
 
 UNIFIED = "unified"
 
@@ -36,8 +37,6 @@ class RunSpec:
 
 
 def resolve_methods(methods: str | Sequence[str]) -> list[str]:
-    from miad.registry import get_method, list_methods
-
     if isinstance(methods, str):
         methods = list_methods() if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
     names = list(dict.fromkeys(methods))
@@ -50,8 +49,6 @@ def resolve_methods(methods: str | Sequence[str]) -> list[str]:
 
 def method_overrides(overrides: dict[str, Any], method: str) -> dict[str, Any]:
     """The overrides for `method`: plain keys, then `method.key` ones (which win)."""
-    from miad.registry import list_methods
-
     plain = {k: v for k, v in overrides.items() if "." not in k}
     for key, value in overrides.items():
         if "." not in key:
@@ -68,8 +65,6 @@ def method_overrides(overrides: dict[str, Any], method: str) -> dict[str, Any]:
 
 
 def method_config(method: str, preset: str, overrides: dict[str, Any], seed: int | None) -> Any:
-    from miad.registry import make_config
-
     own = method_overrides(overrides, method)
     if seed is not None:
         own["seed"] = seed

@@ -8,16 +8,15 @@ much of a gap to the paper's numbers that selection can explain.
 from __future__ import annotations
 
 from miad.bench.aggregate import SELECTED_MARK, Cell, Row, label, labels_of, select, summary_cells
+from miad.bench.table_format import MAIN_METRICS, Table, fmt_cell
+from miad.selection import NO_RULE
 
 PROTOCOL = "paper-selection"
 
 
-def selection_table(rows: list[Row]):
+def selection_table(rows: list[Row]) -> Table | None:
     """A Table of mean held-out, mean selected-on-test and their difference per main metric, and the epochs kept;
     None without paper-selection runs."""
-    from miad.bench.tables import MAIN_METRICS, Table, fmt_cell
-    from miad.selection import NO_RULE
-
     cat_rows = select(rows, "category")
     chosen = [r for r in cat_rows if r.get("protocol") == PROTOCOL]
     if not chosen:

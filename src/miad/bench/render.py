@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from miad.bench.tables import DASH, Table
+from miad.bench.table_format import DASH, Table
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from miad.bench.render import html_table
-from miad.bench.tables import DASH, Table
+from miad.bench.table_format import DASH, Table
 
 METRIC_EXPLANATIONS = (
     ("Image AUROC", "Area under the ROC curve of the image scores: the probability that a random defective test "

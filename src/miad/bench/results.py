@@ -18,17 +18,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from miad.atomic import write_text_atomic
+from miad.bench.factors import factor_rows, load_manifest
+from miad.bench.rundir import read_result, run_dirs
 from miad.metrics.result import COUNTS, METRICS
 
 IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "protocol", "run", "scope", "category", "subset")
 COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",
          "resumed_after_epoch", "n_train", "n_test", "git_commit", "selected_epoch", "max_epochs")
 FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS + ("procedural_textures",)
-
-
-def run_dirs(out: Path) -> list[Path]:
-    """Finished runs (those with a result.json) under OUT/runs, in a stable order."""
-    return sorted(p.parent for p in (out / "runs").glob("*/*/seed*/result.json"))
 
 
 def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
@@ -88,10 +86,7 @@ def collect_rows(out: Path, cache: dict[str, list[dict[str, Any]]] | None = None
 
 
 def _rows_of_finished_run(run_dir: Path, key: str, manifests: dict[str, Any]) -> list[dict[str, Any]]:
-    from miad.bench.factors import factor_rows, load_manifest
-    from miad.bench.runner import read_result
-
-    result = read_result(run_dir / "result.json")
+    result = read_result(run_dir)
     root = result["data_root"]
     if root not in manifests:
         manifests[root] = load_manifest(Path(root))
@@ -105,8 +100,6 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
-    from miad.runconfig import write_text_atomic
-
     lines = "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)
     write_text_atomic(out / "results.jsonl", lines)
     buf = io.StringIO()

@@ -7,6 +7,7 @@ time out in any order: a dead job's run is taken over by a live one. With `--gpu
 one worker of K tasks that train every run together with DistributedDataParallel (`miad.bench.group`; NCCL on
 GPUs, Gloo on CPU tasks), SLURM ending all of a job's tasks when one fails. submitit keeps each job's pickled call,
 stdout and stderr under `OUT/slurm/<job id>/`, so a failed job can be debugged from the output folder alone.
+submitit (the `cluster` extra) is imported where it is used: miad works without it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from miad.bench.worker import work
+from miad.bench.workers import visible_gpus
 from miad.errors import MiadError
 
 
@@ -69,7 +72,6 @@ def job_worker(out: str, device: str = "auto", num_workers: int = 0, loggers: li
     import submitit
     from submitit.helpers import TorchDistributedEnvironment
 
-    from miad.bench.workers import visible_gpus, work
 
     env = submitit.JobEnvironment()
     if together:  # RANK, WORLD_SIZE, MASTER_ADDR/PORT, LOCAL_RANK as torchrun sets them; the runner starts the group

@@ -7,8 +7,6 @@ surface vs logical, per uncontrolled factor (when the data has a manifest) and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from miad.bench.aggregate import (
     PROCEDURAL_MARK,
     Cell,
@@ -22,31 +20,12 @@ from miad.bench.aggregate import (
     summary_cells,
 )
 from miad.bench.factors import FACTOR_NAMES
+from miad.bench.protocol_table import selection_table
+from miad.bench.table_format import DASH, MAIN_METRICS, Table, fmt_cell
+from miad.data.defects import defect_group
 
-MAIN_METRICS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "aupro": "AUPRO (FPR <= 0.3)"}
-DASH = "–"
 PROCEDURAL_NOTE = (f"{PROCEDURAL_MARK} DRAEM trained on procedural anomaly textures, not DTD as the original code "
                    "(README: DRAEM anomaly textures).")
-
-
-@dataclass
-class Table:
-    key: str  # short identifier (HTML anchor)
-    title: str
-    header: list[str]
-    rows: list[list[str]]  # formatted cells; the first column is the row name
-    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to emphasise
-    note: str = ""
-
-
-def fmt_cell(cell: Cell | None, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
-    if cell is None or cell.mean is None:
-        return DASH
-    sign = "+" if signed else ""
-    text = f"{scale * cell.mean:{sign}.{digits}f}"
-    if cell.std is not None:
-        text += f" ± {scale * cell.std:.{digits}f}"
-    return text + ("*" if cell.partial else "")
 
 
 def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]:
@@ -94,8 +73,6 @@ def defect_table(rows: list[Row], metric: str) -> Table:
     order = {c: i for i, c in enumerate(ordered_categories(r["category"] for r in rows))}
     keys = sorted({(r["category"], r["subset"]) for r in rows}, key=lambda k: (order[k[0]], k[1]))
     per = cells(rows, metric, lambda r: f"{r['category']}/{r['subset']}")
-    from miad.data.defects import defect_group
-
     grid = [[per.get((lab, f"{c}/{t}")) for lab in labels] for c, t in keys]
     body = [[f"{c} / {t}", defect_group(c, t)] + [fmt_cell(x) for x in line] for (c, t), line in zip(keys, grid)]
     bold = {(i, j + 1) for i, j in _bold_best(grid, "row")}  # shifted past the group column
@@ -209,8 +186,6 @@ def build_tables(rows: list[Row]) -> list[Table]:
         tables.append(factors)
     if select(rows, "run"):
         tables.append(cost_table(rows))
-    from miad.bench.protocol_table import selection_table
-
     chosen = selection_table(rows)  # only when paper-selection runs exist (--protocol)
     if chosen is not None:
         tables.append(chosen)

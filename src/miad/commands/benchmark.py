@@ -87,7 +87,7 @@ def _count(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from miad.bench.progress import format_duration
     from miad.bench.runner import prepare_benchmark, run_benchmark
-    from miad.runconfig import resolve_overrides
+    from miad.config import resolve_overrides
 
     if args.report_only:
         return _report_only(args.out)

@@ -23,13 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from miad.atomic import write_json_atomic
+    from miad.config import write_resolved_config
+    from miad.data.index import load_samples, split_samples
     from miad.evaluation import evaluate_detector, write_scores_csv
     from miad.registry import load
-    from miad.runconfig import load_samples, split, write_json_atomic, write_resolved_config
 
     det = load(args.checkpoint, device=_device(args.device))
     scenario = args.scenario or (",".join(det.trained_on) if det.trained_on else "all")
-    test = split(load_samples(args.data, scenario), "test")
+    test = split_samples(load_samples(args.data, scenario), "test")
     out = output_folder(args.out) if args.out else None
     ev = evaluate_detector(det, test, batch_size=args.batch_size, num_workers=args.num_workers,
                            maps_path=out / "maps.npz" if out else None, threshold=args.threshold)

@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miad import distributed
-    from miad.data.index import resolve_data_root
+    from miad.config import resolve_overrides
+    from miad.data.index import load_samples, resolve_data_root, split_samples
     from miad.folder_lock import FolderLock
     from miad.registry import get_method, make_config
-    from miad.runconfig import load_samples, resolve_overrides, split
     from miad.tracking import resolve_loggers
     from miad.train_out import training_identity
 
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     config = make_config(args.method, args.preset, **overrides)
     root = resolve_data_root(args.data)
     samples = load_samples(str(root), args.scenario)
-    train = split(samples, "train")
+    train = split_samples(samples, "train")
     out = output_folder(args.out)
-    selection = _selection(args, split(samples, "test"), out, main)
+    selection = _selection(args, split_samples(samples, "test"), out, main)
     wanted = training_identity(args.method, config, train, root, protocol=args.protocol if selection else None)
     with contextlib.ExitStack() as stack:
         if main:  # rank 0 alone holds the lock and decides; the other ranks follow its decision
@@ -98,8 +98,8 @@ def _decide(out: Path, wanted: dict, restart: bool, main: bool):
 
 def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool, selection=None) -> int:
     from miad import distributed
-    from miad.checkpoint import save_checkpoint
-    from miad.runconfig import write_json_atomic, write_resolved_config
+    from miad.atomic import write_json_atomic
+    from miad.config import write_resolved_config
     from miad.train_out import STATE_DIR, finish
 
     if main:
@@ -125,7 +125,7 @@ def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str,
                                                  "trained_on": det.trained_on, **chosen})
         write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
                               world_size=distributed.world_size(), **chosen)
-        save_checkpoint(det, out / "model.pt", identity=wanted)
+        det.save(out / "model.pt", identity=wanted)
     finish(out)  # after the tracker closed: its MLflow run id stays in the state until the run is logged
     thr = f"{det.threshold:.6g}" if det.threshold is not None else "none (no held-out images)"
     print(f"fitted in {seconds:.1f} s; threshold from held-out normal images: {thr}")

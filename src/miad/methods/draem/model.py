@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from miad import ops
 from miad.config import BaseConfig, _check
 from miad.sources import ALL_IMAGES, DRAEM, HOLDOUT, SEED, THRESHOLD, cited_preset
 
@@ -262,18 +263,25 @@ class DiscriminativeNet(nn.Module):
 
 
 class DraemModel(nn.Module):
-    """Both sub-networks; forward returns (reconstruction, segmentation logits)."""
+    """Both sub-networks; forward returns (image scores, maps), `reconstruct_and_segment` what training needs."""
 
     def __init__(self, cfg: DraemConfig) -> None:
         super().__init__()
         self.reconstructive = ReconstructiveNet(cfg.recon_base_width)
         self.discriminative = DiscriminativeNet(cfg.disc_base_width)
+        self.score_kernel = cfg.score_kernel
         self.apply(_init_weights)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reconstruct_and_segment(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         recon = self.reconstructive(images)  # [B,3,S,S]
         logits = self.discriminative(torch.cat([recon, images], dim=1))  # [B,2,S,S]
         return recon, logits
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,3,S,S] -> (scores [B]: max of the score_kernel mean of the map, maps [B,S,S]: P(anomaly))."""
+        _, logits = self.reconstruct_and_segment(images)
+        maps = torch.softmax(logits.float(), dim=1)[:, 1]  # [B,S,S] probability of "anomaly"
+        return ops.max_score(ops.mean_filter(maps, self.score_kernel)), maps
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -172,6 +172,7 @@ class FastFlowModel(nn.Module):
         ]
         return torch.stack(maps).mean(dim=0)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Preprocessed images [B,3,S,S] -> anomaly maps [B,S,S] (the exportable inference graph)."""
-        return self.anomaly_map(self.backbone(images))
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed images [B,3,S,S] -> (image scores [B] = map maxima, maps [B,S,S]): the inference graph."""
+        maps = self.anomaly_map(self.backbone(images))  # [B,S,S]
+        return ops.max_score(maps), maps

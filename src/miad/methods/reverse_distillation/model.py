@@ -243,13 +243,21 @@ class ReverseDistillationModel(nn.Module):
         self.decoder = StudentDecoder(
             channels, embed, config.width_ratio, config.decoder_blocks, config.student_output_relu
         )
+        self.image_size, self.map_mode, self.blur_sigma = config.image_size, config.map_mode, config.blur_sigma
 
     def student(self, teacher_features: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.decoder(self.bottleneck(teacher_features))
 
-    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def teacher_and_student(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         teacher = self.teacher(images)
         return teacher, self.student(teacher)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed images [B,3,S,S] -> (image scores [B] = maxima of the blurred maps, maps [B,S,S])."""
+        teacher, student = self.teacher_and_student(images)
+        maps = anomaly_map(teacher, student, self.image_size, self.map_mode)  # [B,S,S]
+        maps = ops.gaussian_blur(maps, self.blur_sigma)
+        return ops.max_score(maps), maps
 
 
 def distillation_loss(

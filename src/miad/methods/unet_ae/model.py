@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from miad import ops
 from miad.config import BaseConfig, _check
 from miad.sources import ALL_IMAGES, HOLDOUT, SEED, THRESHOLD, cited_preset
 
@@ -123,6 +124,7 @@ class UNetAE(nn.Module):
                           widths[i + 1])) for i in range(cfg.depth)
         )
         self.to_latent = nn.Conv2d(widths[-1], cfg.latent_channels, 1)
+        self.loss, self.map_sigma = cfg.loss, cfg.map_sigma
         self.from_latent = nn.Sequential(nn.Conv2d(cfg.latent_channels, widths[-1], 1), nn.LeakyReLU(0.2, True))
         self.skip_levels = [i for i in range(cfg.depth) if 2**i >= cfg.min_skip_stride]
         self.squeeze = nn.ModuleDict({str(i): nn.Conv2d(widths[i], cfg.skip_channels, 1) for i in self.skip_levels})
@@ -135,7 +137,7 @@ class UNetAE(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,S,S] in [-1,1] -> same
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,S,S] in [-1,1] -> same
         feats = [self.stem(x)]
         for down in self.down:
             feats.append(down(feats[-1]))  # level i: [B,w_i,S/2^i,S/2^i]
@@ -146,3 +148,15 @@ class UNetAE(nn.Module):
                 h = torch.cat([h, self.drop(self.squeeze[str(i)](feats[i]))], dim=1)
             h = self.fuse[i](h)
         return torch.tanh(self.head(h))
+
+    def error_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Unsmoothed per-pixel reconstruction error [B,S,S]."""
+        recon = self.reconstruct(images)
+        if self.loss == "ssim":
+            return 1 - ops.ssim_map((recon + 1) / 2, (images + 1) / 2)
+        return (recon - images).pow(2).mean(1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,3,S,S] -> (scores [B] = maxima of the blurred error maps, maps [B,S,S])."""
+        maps = ops.gaussian_blur(self.error_map(images), self.map_sigma)
+        return ops.max_score(maps), maps
