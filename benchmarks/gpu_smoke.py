@@ -36,9 +36,9 @@ def _detector(name: str):
 
 
 def _images(det, n: int, data: str) -> tuple[torch.Tensor, list]:
-    from miad.runconfig import load_samples, split
+    from miad.data.index import load_samples, split_samples
 
-    samples = split(load_samples(data, "all"), "train")
+    samples = split_samples(load_samples(data, "all"), "train")
     step = max(1, len(samples) // n)
     chosen = samples[::step][:n]
     ds = det.dataset(chosen)

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 # The CLI's OpenMP wait policy (passive on a busy machine, brief spinning on an idle one); before torch loads.
-from miad.cli import _openmp_wait_policy  # noqa: E402  (imports no torch)
+from miad.openmp import set_wait_policy  # noqa: E402  (imports no torch)
 
-_openmp_wait_policy()
+set_wait_policy()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

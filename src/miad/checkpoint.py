@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -14,20 +13,13 @@ from typing import Any
 
 import torch
 
-from miad.atomic import atomic_path
+from miad import __version__
+from miad.atomic import atomic_save
 from miad.errors import CheckpointError
 
 FORMAT = "miad-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; older files then fail with a clear message
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create it with `miad train`",
@@ -57,22 +49,11 @@ def read_torch(path: str | Path, what: str = "checkpoint", fix: str = "re-create
         raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(exc).__name__}); {fix}") from None
 
 
-def save_checkpoint(det: Any, path: str | Path, identity: dict[str, Any] | None = None) -> None:
-    """`identity`: what `miad train` made the model from (see miad.train_out), checked when --out is re-used."""
-    from miad import __version__
-
-    atomic_save({
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "miad_version": __version__,
-        "method": det.name,
-        "config": det.config.to_dict(),
-        "state_dict": det.model.state_dict(),
-        "holdout": det.holdout.to_state() if det.holdout else None,
-        "trained_on": list(det.trained_on),
-        "history": list(det.history),
-        "identity": identity,
-    }, path)
+def save_checkpoint(state: dict[str, Any], path: str | Path, identity: dict[str, Any] | None = None) -> None:
+    """`state`: `Detector.state()`; `identity`: what `miad train` made the model from (see miad.train_out),
+    checked when --out is re-used."""
+    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "miad_version": __version__, **state,
+                 "identity": identity}, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

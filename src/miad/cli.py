@@ -9,47 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
-import time
 
-
-def _busy_cores(window: float = 0.1) -> float:
-    """Cores kept busy by other processes right now (/proc/stat over `window` s; load average elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            before = [int(v) for v in f.readline().split()[1:]]
-        time.sleep(window)
-        with open("/proc/stat") as f:
-            after = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    delta = [a - b for a, b in zip(after, before)]
-    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
-    return (1 - idle / max(1, sum(delta))) * (os.cpu_count() or 1)
-
-
-def _openmp_wait_policy() -> None:
-    """Choose how idle OpenMP threads wait, before torch loads; a user's own OMP/GOMP setting wins.
-
-    Spinning threads steal the cores from each other when anything else runs (on 2 busy cores a DRAEM fit took
-    15x the CPU time), so a busy machine gets passive waiting. On an idle machine passive waiting makes the
-    many small kernels of the CPU presets slow (U-Net AE quick step: 91 ms passive, 56 ms spinning), so there
-    threads spin briefly (GOMP_SPINCOUNT=10000, a few microseconds) before they sleep.
-    """
-    if any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
-        return
-    if _busy_cores() >= 0.5:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    else:
-        os.environ["GOMP_SPINCOUNT"] = "10000"
-
-
-_openmp_wait_policy()
-
-from miad import __version__  # noqa: E402  (after the wait policy: torch must not load first)
-from miad.errors import MiadError  # noqa: E402
+import miad.commands as commands
+from miad import __version__
+from miad.errors import MiadError
+from miad.openmp import set_wait_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"miad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import miad.commands as commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"miad.commands.{info.name}").register(sub)
@@ -73,6 +37,7 @@ def _escape_undecodable_output() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_wait_policy()  # first: some command parsers load torch
     _escape_undecodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -17,7 +17,10 @@ from typing import Any
 
 import yaml
 
+from miad.atomic import write_text_atomic
+from miad.data.io import RESIZE_MODES
 from miad.errors import ConfigError
+from miad.preprocess import NORMALIZATIONS
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,6 @@ class BaseConfig:
             self.grad_clip_norm is None or self.grad_clip_norm > 0,
             "grad_clip_norm", self.grad_clip_norm, "null or > 0",
         )
-        from miad.data.io import RESIZE_MODES
-        from miad.preprocess import NORMALIZATIONS
-
         _check(self.resize in RESIZE_MODES, "resize", self.resize, f"one of {list(RESIZE_MODES)}")
 
         _check(self.normalize in NORMALIZATIONS, "normalize", self.normalize, f"one of {list(NORMALIZATIONS)}")
@@ -118,6 +118,20 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must be a mapping of key: value, got {type(data).__name__}")
     return data
+
+
+def resolve_overrides(set_items: list[str] | None, config_file: str | None, **flags: Any) -> dict[str, Any]:
+    """--config FILE, then --set key=value, then explicit flags (--batch-size, --seed) when given."""
+    overrides: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    overrides.update(parse_set_values(set_items))
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return overrides
+
+
+def write_resolved_config(out: Path, det: Any, **extra: Any) -> None:
+    """Every output folder receives the resolved config (method, preset values after overrides)."""
+    doc = {"method": det.name, **extra, "config": det.config.to_dict()}
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(doc, sort_keys=False))
 
 
 def apply_overrides(config: BaseConfig, overrides: dict[str, Any]) -> BaseConfig:

@@ -3,55 +3,36 @@
 `fit(train) -> self` and `predict(images) -> Prediction` (higher = more anomalous, maps at the preset's input
 size). `fit` keeps `holdout_fraction` of the normal training images out of training; their scores give the
 default decision threshold, the heat-map colour scale and the validation loss. The test split is never used to
-pick thresholds, epochs or checkpoints.
+pick thresholds, epochs or checkpoints, except under the opt-in `selection` (miad.selection: the peers' protocol,
+its outputs marked "selected on test").
 
 A method subclasses `Detector` (fit directly, e.g. PatchCore) or `GradientDetector` (exposes `encode`, `loss`
-and `trainable_modules`, and shares `miad.train`).
+and `trainable_modules`, and shares `miad.train`). Held-out calibration is in `miad.holdout`, input shaping in
+`miad.preprocess`; `state()` / `from_state()` are the only code that writes / reads a checkpoint's detector state.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from miad.config import BaseConfig
-from miad.errors import DataError, NotFittedError
+from miad.checkpoint import save_checkpoint
+from miad.config import BaseConfig, apply_overrides
+from miad.data.dataset import ImageDataset, TensorImageDataset
+from miad.errors import CheckpointError, ConfigError, DataError, NotFittedError
+from miad.holdout import HoldoutStats, holdout_stats, split_holdout
+from miad.preprocess import conform_images
+from miad.train import train_detector
 from miad.types import Prediction, Sample
 
 TrainData = Sequence[Sample] | torch.Tensor | Dataset
-
-
-@dataclass
-class HoldoutStats:
-    """Scores of held-out normal training images (never test images)."""
-
-    image_scores: torch.Tensor  # [N] held-out image scores
-    pixel_quantiles: torch.Tensor  # [101] quantiles 0, 0.01, ..., 1 of held-out pixel scores
-    threshold: float  # decision threshold: config.threshold_quantile of image_scores
-    category_thresholds: dict[str, float] = field(default_factory=dict)
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "image_scores": self.image_scores,
-            "pixel_quantiles": self.pixel_quantiles,
-            "threshold": self.threshold,
-            "category_thresholds": dict(self.category_thresholds),
-        }
-
-    @staticmethod
-    def from_state(state: dict[str, Any]) -> HoldoutStats:
-        return HoldoutStats(
-            state["image_scores"], state["pixel_quantiles"], float(state["threshold"]),
-            dict(state.get("category_thresholds", {})),
-        )
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -59,14 +40,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from miad.errors import ConfigError
-
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
     return dev
 
 
 class Detector(abc.ABC):
-    """Base class: data handling, hold-out statistics, predict plumbing, checkpoints."""
+    """Base class: the contract (fit, predict, save), its data plumbing and the checkpoint state."""
 
     name: ClassVar[str]
     Config: ClassVar[type[BaseConfig]]
@@ -90,35 +69,40 @@ class Detector(abc.ABC):
     # ----- to implement -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def build(self, pretrained: bool) -> nn.Module:
-        """Create the nn.Module (frozen backbones with ImageNet weights when `pretrained`, else random)."""
+        """Create the nn.Module (frozen backbones with ImageNet weights when `pretrained`, else random). Its forward
+        is the whole torch-only inference graph: preprocessed images [B,3,S,S] -> (image scores [B], maps [B,S,S])
+        (no numpy/scipy: exportable)."""
 
     @abc.abstractmethod
     def _fit(self, train: Dataset, val: Dataset | None, **options: Any) -> None:
         """Train on `train`; `val` holds the held-out normal images (validation only)."""
 
-    @abc.abstractmethod
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        """Torch-only scoring of a preprocessed batch on self.device (no numpy/scipy: exportable)."""
-
     # ----- public API --------------------------------------------------------------------------------------
     def fit(
         self, train: TrainData, *, device: str | torch.device | None = "auto", progress: bool = True,
         state_dir: str | None = None, num_workers: int | str = 0, callback: Any = None, image_cache: bool = True,
+        selection: Any = None,
     ) -> Detector:
         """Fit on normal training images: a list of Samples, a preprocessed tensor [N,3,S,S] or a Dataset.
 
         num_workers: data-loading processes, or "auto" (miad.data.feed.resolve_workers). image_cache: let
-        gradient training decode each image once into the decoded-image cache (same weights; miad.data.cache)."""
+        gradient training decode each image once into the decoded-image cache (same weights; miad.data.cache).
+        `selection`: the opt-in test-set model selection (miad.selection; gradient methods only)."""
         dataset, categories = self._as_dataset(train)
-        train_idx, hold_idx = self._split_holdout(dataset, categories)
+        train_idx, hold_idx = split_holdout(categories, self.config)
         self.to(device)
         self.trained_on = sorted({c for c in categories if c})
         train_ds = Subset(dataset, train_idx)
         hold_ds = Subset(dataset, hold_idx) if hold_idx else None
+        options = {"selection": selection} if selection is not None else {}
         self._fit(train_ds, hold_ds, progress=progress, state_dir=state_dir, num_workers=num_workers,
-                  callback=callback, image_cache=image_cache)
+                  callback=callback, image_cache=image_cache, **options)
         self.fitted = True
-        self.holdout = self._holdout_stats(hold_ds, [categories[i] for i in hold_idx]) if hold_ds else None
+        if hold_ds:
+            predictions = (pred for pred, _, _ in self.predict_dataset(hold_ds))
+            self.holdout = holdout_stats(predictions, [categories[i] for i in hold_idx], self.config)
+        else:
+            self.holdout = None
         return self
 
     @torch.no_grad()
@@ -127,8 +111,8 @@ class Detector(abc.ABC):
         if not self.fitted:
             raise NotFittedError(f"{self.name} is not fitted: call fit() first (or load a checkpoint)")
         self.model.eval()
-        pred = self._predict(self._conform(images).to(self.device))
-        return Prediction(pred.image_score.float(), pred.anomaly_map.float())
+        score, amap = self.model(conform_images(images, self.config.image_size, f"{self.name}.predict").to(self.device))
+        return Prediction(score.float(), amap.float())
 
     def predict_dataset(
         self, dataset: Dataset, batch_size: int | None = None, num_workers: int | str = 0
@@ -147,8 +131,6 @@ class Detector(abc.ABC):
 
     def dataset(self, samples: Sequence[Sample]) -> Dataset:
         """The preset's Dataset (resize, normalisation, nearest-neighbour masks) over `samples`."""
-        from miad.data.dataset import ImageDataset
-
         return ImageDataset(list(samples), self.config.image_size, self.config.normalize,
                             resize=self.config.resize)
 
@@ -160,7 +142,7 @@ class Detector(abc.ABC):
     def heldout_samples(self, train: Sequence[Sample]) -> list[Sample]:
         """The normal images of `train` that `fit` holds out (the same seeded split): never trained on."""
         normal = [s for s in train if s.label == 0]
-        _, hold_idx = self._split_holdout(normal, [s.category for s in normal])  # type: ignore[arg-type]
+        _, hold_idx = split_holdout([s.category for s in normal], self.config)
         return [normal[i] for i in hold_idx]
 
     @property
@@ -176,82 +158,56 @@ class Detector(abc.ABC):
         """Restore weights from a checkpoint; methods with data-sized buffers (a memory bank) resize first."""
         self.model.load_state_dict(state_dict)
 
-    def save(self, path: str) -> None:
-        from miad.checkpoint import save_checkpoint
-
+    def save(self, path: str | Path, identity: dict[str, Any] | None = None) -> None:
+        """A checkpoint of `state()`; `identity`: what `miad train` made the model from (see miad.train_out)."""
         if not self.fitted:
             raise NotFittedError(f"{self.name} is not fitted: nothing to save")
-        save_checkpoint(self, path)
+        save_checkpoint(self.state(), path, identity)
+
+    # ----- checkpoint state: the only code that reads or writes it ----------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds of the detector: {method, config, state_dict, holdout, trained_on, history}."""
+        return {
+            "method": self.name,
+            "config": self.config.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "holdout": self.holdout.to_state() if self.holdout else None,
+            "trained_on": list(self.trained_on),
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], source: str | Path = "checkpoint") -> Detector:
+        """A fitted detector from `state()`'s dict; `source` (the file) is named in errors."""
+        try:
+            config = apply_overrides(cls.Config(), state["config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"checkpoint {source} has a config this miad cannot use ({exc})") from None
+        det = cls(config, pretrained=False)
+        try:
+            det.load_model_state(state["state_dict"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise CheckpointError(f"checkpoint {source} does not match the {cls.name} model ({first})") from None
+        det.holdout = HoldoutStats.from_state(state["holdout"]) if state.get("holdout") else None
+        det.trained_on = list(state.get("trained_on", []))
+        det.history = list(state.get("history", []))
+        det.fitted = True
+        return det
 
     # ----- helpers ----------------------------------------------------------------------------------------
-    def _conform(self, images: torch.Tensor) -> torch.Tensor:
-        """Grayscale -> 3 channels, RGBA -> RGB, other sizes -> bilinear resize to the preset's size."""
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
-        if images.ndim != 4:
-            raise DataError(f"{self.name}.predict expects images [B,3,H,W], got shape {tuple(images.shape)}")
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        elif images.shape[1] == 4:
-            images = images[:, :3]
-        elif images.shape[1] != 3:
-            raise DataError(f"{self.name}.predict expects 1, 3 or 4 channels, got {images.shape[1]}")
-        size = self.config.image_size
-        if images.shape[-2:] != (size, size):
-            images = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
-                                                     align_corners=False, antialias=True)
-        return images.float()
-
     def _as_dataset(self, train: TrainData) -> tuple[Dataset, list[str]]:
         if isinstance(train, torch.Tensor):
-            from miad.data.dataset import TensorImageDataset
-
             if train.ndim != 4 or len(train) == 0:
                 raise DataError(f"training tensor must be [N,3,H,W] with N >= 1, got {tuple(train.shape)}")
-            return TensorImageDataset(self._conform(train)), [""] * len(train)
+            return TensorImageDataset(conform_images(train, self.config.image_size, f"{self.name}.fit")), \
+                [""] * len(train)
         if isinstance(train, Dataset) and not isinstance(train, Sequence):
             return train, [""] * len(train)  # type: ignore[arg-type]
         samples = [s for s in train if s.label == 0]
         if not samples:
             raise DataError("the training set has no normal images; expected <category>/train/good/* images")
         return self.dataset(samples), [s.category for s in samples]
-
-    def _split_holdout(self, dataset: Dataset, categories: list[str]) -> tuple[list[int], list[int]]:
-        """Stratified by category; `max_train_images` then subsamples the training part (seeded)."""
-        n = len(dataset)  # type: ignore[arg-type]
-        if n == 0:
-            raise DataError("the training set is empty; expected at least one normal image")
-        gen = torch.Generator().manual_seed(self.config.seed)
-        train_idx, hold_idx = [], []
-        for cat in sorted(set(categories)):
-            idx = [i for i, c in enumerate(categories) if c == cat]
-            perm = [idx[j] for j in torch.randperm(len(idx), generator=gen).tolist()]
-            k = _holdout_count(len(idx), self.config.holdout_fraction)
-            hold_idx += perm[:k]
-            train_idx += perm[k:]
-        cap = self.config.max_train_images
-        if cap is not None and len(train_idx) > cap:
-            pick = torch.randperm(len(train_idx), generator=gen)[:cap].tolist()
-            train_idx = [train_idx[j] for j in pick]
-        return sorted(train_idx), sorted(hold_idx)
-
-    def _holdout_stats(self, hold: Dataset, categories: list[str]) -> HoldoutStats:
-        scores, pixels = [], []
-        gen = torch.Generator().manual_seed(self.config.seed)
-        for pred, _, _ in self.predict_dataset(hold):
-            scores.append(pred.image_score)
-            flat = pred.anomaly_map.flatten()
-            keep = min(flat.numel(), 200_000)  # a bounded random sample of pixels is enough for quantiles
-            pixels.append(flat[torch.randperm(flat.numel(), generator=gen)[:keep]])
-        image_scores = torch.cat(scores)
-        q = torch.linspace(0, 1, 101)
-        pixel_q = torch.quantile(_subsample(torch.cat(pixels), 4_000_000, gen), q)
-        level = self.config.threshold_quantile
-        per_cat = {
-            c: float(torch.quantile(image_scores[[i for i, x in enumerate(categories) if x == c]], level))
-            for c in sorted(set(categories)) if c
-        }
-        return HoldoutStats(image_scores, pixel_q, float(torch.quantile(image_scores, level)), per_cat)
 
 
 class GradientDetector(Detector):
@@ -276,16 +232,5 @@ class GradientDetector(Detector):
         return [p for m in self.trainable_modules() for p in m.parameters() if p.requires_grad]
 
     def _fit(self, train: Dataset, val: Dataset | None, **options: Any) -> None:
-        from miad.train import train_detector
-
         self.history = train_detector(self, train, val, **options)
 
-
-def _holdout_count(n: int, fraction: float) -> int:
-    if fraction <= 0 or n < 2:
-        return 0
-    return min(n - 1, max(1, math.floor(fraction * n + 0.5)))
-
-
-def _subsample(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    return x if x.numel() <= k else x[torch.randperm(x.numel(), generator=gen)[:k]]

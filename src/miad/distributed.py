@@ -10,6 +10,7 @@ mean over samples and no batch statistics in the trainable parts, N processes co
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -49,14 +50,16 @@ def broadcast_from_main(obj: Any) -> Any:
     return box[0]
 
 
-def init_from_env(device: str = "auto") -> str:
-    """Start the process group when launched by torchrun; returns the device this rank should use."""
+def init_from_env(device: str = "auto", timeout: timedelta | None = None) -> str:
+    """Start the process group when launched by torchrun (or a SLURM job's tasks); returns the device this rank
+    should use. `timeout`: of every collective (torch's default, 30 min, when None)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         return device
     use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timeout)
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        local %= torch.cuda.device_count()  # a task may see only its own GPU (SLURM GPU binding)
         torch.cuda.set_device(local)
         return f"cuda:{local}"
     return "cpu"

@@ -1,7 +1,8 @@
 """Evaluate a fitted detector on test samples: metrics through the accumulator, per-image scores, float16 maps.
 
-Used by `miad test` and the benchmark runner. Maps are streamed into a compressed `.npz` (one float16 array per
-image, keyed by its index in the score CSV) so a MIAD-sized test set never sits in memory.
+`evaluate_detector` is the public `miad.evaluate(det, samples)`; used by `miad test` and the benchmark runner.
+Maps are streamed into a compressed `.npz` (one float16 array per image, keyed by its index in the score CSV) so
+a MIAD-sized test set never sits in memory.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from miad.atomic import publish, temp_beside
+from miad.atomic import publish, temp_beside, write_text_atomic
+from miad.detector import Detector
+from miad.metrics import MetricAccumulator, MetricsResult
 from miad.types import Sample
 
 SCORE_FIELDS = ("index", "image", "category", "defect_type", "label", "score", "decision")
@@ -27,7 +30,7 @@ SCORE_FIELDS = ("index", "image", "category", "defect_type", "label", "score", "
 
 @dataclass
 class Evaluation:
-    metrics: Any  # miad.metrics.MetricsResult
+    metrics: MetricsResult
     rows: list[dict[str, Any]]  # per-image scores and decisions
     seconds: float  # wall time of the whole evaluation (loading, prediction, metrics, maps)
     ms_per_image: float  # model time per image (predict only, device synchronised)
@@ -55,7 +58,7 @@ class MapWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def decision_threshold(det: Any, category: str, override: float | None = None) -> float | None:
+def decision_threshold(det: Detector, category: str, override: float | None = None) -> float | None:
     """--threshold, else the category's held-out threshold (unified models), else the global one."""
     if override is not None:
         return override
@@ -65,12 +68,11 @@ def decision_threshold(det: Any, category: str, override: float | None = None) -
 
 
 def evaluate_detector(
-    det: Any, samples: Sequence[Sample], *, batch_size: int | None = None, num_workers: int = 0,
+    det: Detector, samples: Sequence[Sample], *, batch_size: int | None = None, num_workers: int = 0,
     maps_path: Path | None = None, progress: bool = True, threshold: float | None = None,
 ) -> Evaluation:
-    """Predict every test sample once; feed the metrics accumulator; optionally stream maps to `maps_path`."""
-    from miad.metrics import MetricAccumulator
-
+    """Predict every test sample once; feed the metrics accumulator; optionally stream maps to `maps_path`.
+    The metrics are in `.metrics` (`.mean`, `.per_category`, ...), per-image scores and decisions in `.rows`."""
     samples = list(samples)
     acc = MetricAccumulator()
     writer = MapWriter(maps_path) if maps_path else None
@@ -102,7 +104,7 @@ def evaluate_detector(
     return Evaluation(acc.compute(), rows, seconds, 1000 * predict_s / max(len(samples), 1))
 
 
-def _row(det: Any, index: int, s: Sample, score: float, override: float | None) -> dict[str, Any]:
+def _row(det: Detector, index: int, s: Sample, score: float, override: float | None) -> dict[str, Any]:
     thr = decision_threshold(det, s.category, override)
     return {
         "index": index, "image": str(s.image), "category": s.category, "defect_type": s.defect_type,
@@ -111,8 +113,6 @@ def _row(det: Any, index: int, s: Sample, score: float, override: float | None) 
 
 
 def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    from miad.runconfig import write_text_atomic
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SCORE_FIELDS)
     w.writeheader()

@@ -1,5 +1,6 @@
-"""Export: the detector's torch-only `_predict` as one graph, images [B,3,S,S] -> (score [B], map [B,S,S]), written
-as ONNX or as OpenVINO IR (`.xml` + `.bin`), and the one place that knows how to run such a file.
+"""Export: the detector's model, whose forward is the torch-only inference graph, images [B,3,S,S] -> (score [B],
+map [B,S,S]), written as ONNX or as OpenVINO IR (`.xml` + `.bin`), and the one place that knows how to run such a
+file.
 
 Pre-processing (size, normalisation) and the held-out thresholds travel as metadata (the `miad` JSON property of
 the ONNX file, the `miad` runtime info of the IR), not inside the graph, so a user can change the decision
@@ -7,10 +8,14 @@ threshold without re-exporting (anomalib bakes thresholds into its exports, a fr
 traced by the TorchScript-based exporter (opset 17), which handles every method's graph; OpenVINO converts that
 ONNX graph. Before a file is published it is run against the checkpoint on synthetic images at two batch sizes
 other than the tracing batch (`verify_export`), so a graph that silently depends on the example batch is refused.
+
+onnx, onnxruntime and openvino (the `export` extra) are imported inside the functions that use them: miad works
+without them, and `check_export_packages` names the extra to install.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -23,8 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from miad import __version__
 from miad.atomic import atomic_path, publish
+from miad.detector import Detector
 from miad.errors import CheckpointError, ConfigError, MiadError, NotFittedError
+from miad.preprocess import mean_std, normalize
+from miad.registry import list_methods
 
 OPSET = 17
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}  # format -> file suffix
@@ -39,20 +48,18 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # float32 [B,3,S
 
 
 class _Graph(nn.Module):
-    def __init__(self, det: Any) -> None:
+    """The method's model with float32 outputs (as `Detector.predict` returns them)."""
+
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = det.model
-        self._det = [det]
+        self.model = model
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pred = self._det[0]._predict(images)
-        return pred.image_score.float(), pred.anomaly_map.float()
+        score, amap = self.model(images)
+        return score.float(), amap.float()
 
 
-def metadata(det: Any) -> dict[str, Any]:
-    from miad import __version__
-    from miad.preprocess import mean_std
-
+def metadata(det: Detector) -> dict[str, Any]:
     mean, std = mean_std(det.config.normalize)
     hold = det.holdout
     return {
@@ -66,7 +73,7 @@ def metadata(det: Any) -> dict[str, Any]:
     }
 
 
-def export_model(det: Any, path: str | Path, fmt: str = "onnx", verify: bool = True) -> Path:
+def export_model(det: Detector, path: str | Path, fmt: str = "onnx", verify: bool = True) -> Path:
     """Export a fitted detector to `path` (.onnx, or .xml with its .bin beside it); returns the path.
 
     verify: run the written file against the checkpoint before publishing it (refused with the measured
@@ -84,7 +91,7 @@ def export_model(det: Any, path: str | Path, fmt: str = "onnx", verify: bool = T
     return writer(det, path, verify)
 
 
-def _publish_onnx(det: Any, path: Path, verify: bool) -> Path:
+def _publish_onnx(det: Detector, path: Path, verify: bool) -> Path:
     with atomic_path(path) as tmp:
         _write_onnx(det, tmp)
         if verify:
@@ -92,7 +99,7 @@ def _publish_onnx(det: Any, path: Path, verify: bool) -> Path:
     return path
 
 
-def _publish_openvino(det: Any, path: Path, verify: bool) -> Path:
+def _publish_openvino(det: Detector, path: Path, verify: bool) -> Path:
     """IR files are written in a temp folder beside `path` under their final names (the .xml names its .bin by
     stem), verified, then moved into place: .bin first, so an .xml is never beside a missing .bin."""
     import openvino as ov
@@ -124,7 +131,7 @@ def _convert_openvino(onnx_path: Path) -> Any:
         raise MiadError(f"OpenVINO could not convert the graph: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
-def _write_onnx(det: Any, tmp: Path) -> None:
+def _write_onnx(det: Detector, tmp: Path) -> None:
     import onnx
 
     size = det.config.image_size
@@ -137,8 +144,8 @@ def _write_onnx(det: Any, tmp: Path) -> None:
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                _Graph(det).eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["images"],
-                output_names=["image_score", "anomaly_map"],
+                _Graph(det.model).eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                input_names=["images"], output_names=["image_score", "anomaly_map"],
                 dynamic_axes={"images": {0: "batch"}, "image_score": {0: "batch"}, "anomaly_map": {0: "batch"}},
             )
         proto = onnx.load(str(tmp))
@@ -151,10 +158,8 @@ def _write_onnx(det: Any, tmp: Path) -> None:
         raise MiadError(f"ONNX export of {det.name} failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
-def synthetic_images(det: Any, batch: int, seed: int = 0) -> torch.Tensor:
+def synthetic_images(det: Detector, batch: int, seed: int = 0) -> torch.Tensor:
     """Normalised smooth random images [B,3,S,S] (coarse colour fields plus noise): verification input."""
-    from miad.preprocess import normalize
-
     size = det.config.image_size
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(batch, 3, 8, 8, generator=gen)
@@ -170,7 +175,7 @@ def max_difference(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, n
     )
 
 
-def verify_export(det: Any, path: Path, fmt: str) -> None:
+def verify_export(det: Detector, path: Path, fmt: str) -> None:
     """Run the exported file against the checkpoint at VERIFY_BATCHES; MiadError with the measured difference."""
     _, run = open_exported(path, det.name, fmt)
     for batch in VERIFY_BATCHES:
@@ -249,8 +254,6 @@ def open_exported(
     if not path.is_file():
         raise CheckpointError(f"exported model {path} does not exist; create it with `miad export --format {fmt}`")
     meta = read_metadata(path, fmt)
-    from miad.registry import list_methods
-
     if meta["method"] not in list_methods():
         raise CheckpointError(f"{path} holds a {meta['method']!r} model, which this miad does not know; "
                               f"valid methods: {', '.join(list_methods())}")
@@ -294,8 +297,6 @@ _RUN_NEEDS = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
 
 def _require(fmt: str, running: bool = False) -> None:
     """One-line error naming the install command when a format's optional packages are missing."""
-    import importlib.util
-
     missing = [m for m in (_RUN_NEEDS if running else _EXPORT_NEEDS)[fmt] if importlib.util.find_spec(m) is None]
     if missing:
         what = f"{'running' if running else 'exporting'} {'ONNX' if fmt == 'onnx' else 'OpenVINO'} models"

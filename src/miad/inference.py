@@ -7,7 +7,10 @@ binary mask marks pixels above the held-out normal pixel quantile at the same le
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from miad.atomic import write_json_atomic, write_text_atomic
 from miad.config import BaseConfig
+from miad.data.io import is_image_file, load_rgb
 from miad.errors import DataError
-from miad.visual import normal_color_range
+from miad.export import format_of, open_exported
+from miad.preprocess import normalize
+from miad.registry import load
+from miad.visual import normal_color_range, save_mask, save_overlay
 
 
 @dataclass
@@ -47,13 +56,9 @@ class LoadedModel:
 
 def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
     """A model.pt (torch, on `device`), or an exported .onnx / OpenVINO .xml file (CPU)."""
-    from miad.export import format_of
-
     path = Path(checkpoint)
     if format_of(path) is not None:
         return _open_exported(path)
-    from miad.registry import load
-
     det = load(path, device=device)
 
     def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +72,6 @@ def open_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
 
 
 def _open_exported(path: Path) -> LoadedModel:
-    from miad.export import open_exported
-
     meta, run = open_exported(path)
     return LoadedModel(meta["method"], meta["image_size"], meta["normalize"], meta["threshold"],
                        meta["pixel_quantiles"], meta["threshold_quantile"], run,
@@ -78,8 +81,6 @@ def _open_exported(path: Path) -> LoadedModel:
 def expand_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> list[Path]:
     """Files, folders (recursively) and glob patterns -> sorted unique image paths; files under `exclude` (the
     output folder) are skipped, so a second run never scores the first one's overlays."""
-    from miad.data.io import is_image_file
-
     skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[Path, None] = {}
     for item in inputs:
@@ -101,9 +102,6 @@ def expand_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> l
 
 def _load(paths: list[Path], model: LoadedModel) -> tuple[list[Path], np.ndarray | None, dict[Path, str]]:
     """The readable images of `paths` as a normalised batch, and the reason each unreadable one failed."""
-    from miad.data.io import load_rgb
-    from miad.preprocess import normalize
-
     kept, arrays, failed = [], [], {}
     for p in paths:
         try:
@@ -121,8 +119,6 @@ def predict_paths(model: LoadedModel, paths: list[Path], out: Path, threshold: f
                   batch_size: int = 8, progress: bool = True) -> list[dict[str, Any]]:
     """Score every readable image; write overlays/, masks/, predictions.csv and predictions.json into `out`.
     An unreadable image gets a row with its `error` (and no score); the others are scored and written."""
-    from tqdm.auto import tqdm
-
     thr = threshold if threshold is not None else model.threshold
     rows: list[dict[str, Any]] = []
     names = output_names(paths)
@@ -145,8 +141,6 @@ def predict_paths(model: LoadedModel, paths: list[Path], out: Path, threshold: f
 
 def _write_outputs(model: LoadedModel, path: Path, score: Any, amap: np.ndarray, out: Path, name: str,
                    thr: float | None) -> dict[str, Any]:
-    from miad.visual import save_mask, save_overlay
-
     pix_thr = model.pixel_threshold
     (out / "overlays" / name).parent.mkdir(parents=True, exist_ok=True)
     save_overlay(path, amap, out / "overlays" / name, model.color_range())
@@ -161,8 +155,6 @@ def _write_outputs(model: LoadedModel, path: Path, score: Any, amap: np.ndarray,
 def output_names(paths: list[Path]) -> dict[Path, str]:
     """Output file names (.png): each input's path relative to the common parent of all inputs, so `a/x.png` and
     `b/x.png` never collide; `x.jpg` beside `x.png` becomes `x.jpg.png` (then a counter, should that exist)."""
-    import os
-
     absolute = [Path(os.path.abspath(p)) for p in paths]
     parent = Path(os.path.commonpath([p.parent for p in absolute]))
     used: set[str] = set()
@@ -178,11 +170,6 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]], model: LoadedModel) -> None:
-    import csv
-    import io
-
-    from miad.runconfig import write_json_atomic, write_text_atomic
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["image", "score", "threshold", "anomalous", "overlay", "mask", "error"])
     writer.writeheader()

@@ -1,10 +1,11 @@
-"""Input normalisation, defined once: datasets, `predict` on raw images and ONNX metadata all use it."""
+"""Input normalisation, defined once (datasets, `predict` on raw images and ONNX metadata all use it), and the
+shaping of tensors handed to `predict` or `fit`."""
 
 from __future__ import annotations
 
 import torch
 
-from miad.errors import ConfigError
+from miad.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,3 +40,22 @@ def denormalize(images: torch.Tensor, name: str) -> torch.Tensor:
     m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
     s = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
     return images * s + m
+
+
+def conform_images(images: torch.Tensor, size: int, who: str = "predict") -> torch.Tensor:
+    """[B,C,H,W] or [C,H,W] float images -> [B,3,size,size] float32: grayscale -> 3 channels, RGBA -> RGB, other
+    sizes -> antialiased bilinear resize. `who` names the caller in errors."""
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4:
+        raise DataError(f"{who} expects images [B,3,H,W], got shape {tuple(images.shape)}")
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    elif images.shape[1] == 4:
+        images = images[:, :3]
+    elif images.shape[1] != 3:
+        raise DataError(f"{who} expects 1, 3 or 4 channels, got {images.shape[1]}")
+    if images.shape[-2:] != (size, size):
+        images = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                                 align_corners=False, antialias=True)
+    return images.float()

@@ -11,10 +11,12 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-from miad.config import apply_overrides
+from miad.checkpoint import read_checkpoint
+from miad.config import BaseConfig, apply_overrides
+from miad.detector import Detector
 from miad.errors import CheckpointError, ConfigError
 
-_METHODS: dict[str, type] = {}
+_METHODS: dict[str, type[Detector]] = {}
 _discovered = False
 
 
@@ -31,7 +33,7 @@ def _discover() -> None:
     global _discovered
     if _discovered:
         return
-    import miad.methods as methods
+    import miad.methods as methods  # here: the methods (and timm) load on first use, not with `import miad`
 
     for info in pkgutil.iter_modules(methods.__path__):
         has_detector = (Path(methods.__path__[0]) / info.name / "detector.py").is_file()
@@ -45,7 +47,7 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
-def get_method(name: str) -> type:
+def get_method(name: str) -> type[Detector]:
     _discover()
     if name not in _METHODS:
         raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(sorted(_METHODS)) or '(none)'}")
@@ -56,40 +58,21 @@ def list_presets(name: str) -> list[str]:
     return list(get_method(name).PRESETS)
 
 
-def make_config(name: str, preset: str = "quick", **overrides: Any) -> Any:
+def make_config(name: str, preset: str = "quick", **overrides: Any) -> BaseConfig:
     cls = get_method(name)
     if preset not in cls.PRESETS:
         raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(cls.PRESETS)}")
     return apply_overrides(cls.PRESETS[preset], overrides)
 
 
-def create(name: str, preset: str = "quick", *, pretrained: bool = True, **overrides: Any) -> Any:
+def create(name: str, preset: str = "quick", *, pretrained: bool = True, **overrides: Any) -> Detector:
     """A new, unfitted detector: `create("patchcore", "paper", max_train_images=None)`."""
     return get_method(name)(make_config(name, preset, **overrides), pretrained=pretrained)
 
 
-def load(path: str | Path, device: str = "cpu", expect_method: str | None = None) -> Any:
+def load(path: str | Path, device: str = "cpu", expect_method: str | None = None) -> Detector:
     """A fitted detector from a checkpoint written by `Detector.save` (weights_only loading)."""
-    from miad.checkpoint import read_checkpoint
-    from miad.detector import HoldoutStats
-
     ckpt = read_checkpoint(path)
-    method = ckpt["method"]
-    if expect_method is not None and method != expect_method:
-        raise CheckpointError(f"checkpoint {path} is a {method} model, expected {expect_method}")
-    cls = get_method(method)
-    try:
-        config = apply_overrides(cls.Config(), ckpt["config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {path} has a config this miad cannot use ({exc})") from None
-    det = cls(config, pretrained=False)
-    try:
-        det.load_model_state(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0][:200]
-        raise CheckpointError(f"checkpoint {path} does not match the {method} model ({first})") from None
-    det.holdout = HoldoutStats.from_state(ckpt["holdout"]) if ckpt.get("holdout") else None
-    det.trained_on = list(ckpt.get("trained_on", []))
-    det.history = list(ckpt.get("history", []))
-    det.fitted = True
-    return det.to(device)
+    if expect_method is not None and ckpt["method"] != expect_method:
+        raise CheckpointError(f"checkpoint {path} is a {ckpt['method']} model, expected {expect_method}")
+    return get_method(ckpt["method"]).from_state(ckpt, source=path).to(device)

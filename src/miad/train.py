@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from miad import distributed as dist
+from miad.atomic import atomic_save
+from miad.checkpoint import read_torch
 from miad.data.feed import EpochBatches, ImageFeed, image_source, loader_options, resolve_workers, to_device
 from miad.errors import ConfigError, MiadError
 
@@ -43,12 +45,14 @@ def make_scheduler(config: Any, optimizer: torch.optim.Optimizer) -> torch.optim
 
 def train_detector(
     det: Any, train: Dataset, val: Dataset | None, *, progress: bool = True, state_dir: str | None = None,
-    num_workers: int | str = 0, callback: Any = None, image_cache: bool = True,
+    num_workers: int | str = 0, callback: Any = None, image_cache: bool = True, selection: Any = None,
 ) -> list[dict[str, float]]:
     """Train `det` (a GradientDetector) for config.epochs; returns the per-epoch history.
 
     image_cache: decode each image once into the decoded-image cache (miad.data.cache) when the images are read
-    more than once (two epochs or more left) and the frozen-feature cache (`cache_features`) does not apply."""
+    more than once (two epochs or more left) and the frozen-feature cache (`cache_features`) does not apply.
+    `selection` (miad.selection.SelectionOnTest, --protocol paper-selection only): validates on the test set
+    before each epoch's state is saved, may stop early, and leaves the best weights in `det`."""
     cfg = det.config
     if len(train) == 0:  # type: ignore[arg-type]
         raise TrainingError("no training images left after the hold-out split; add normal training images")
@@ -59,6 +63,8 @@ def train_detector(
     scaler, amp_dtype = _amp(det.device, cfg.amp)
     state_path = Path(state_dir) / STATE_FILE if state_dir else None
     start, history = _resume(det, optimizer, scheduler, state_path)
+    if selection is not None:
+        selection.resume(history)
     step_fn = dist.wrap_for_training(det)  # DDP when launched by torchrun, else the plain loss
     cache = image_cache and cfg.epochs - start >= 2 and _cache_enabled()
     batches = _Batches(det, train, cfg, num_workers, shuffle=True, image_cache=cache, progress=progress)
@@ -66,6 +72,8 @@ def train_detector(
                    if val is not None else None)
     progress = progress and dist.is_main()
     for epoch in range(start, cfg.epochs):
+        if selection is not None and selection.stopped:
+            break
         t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loss, speed = _train_epoch(det, step_fn, batches, epoch, optimizer, scaler, amp_dtype, params, progress)
         scheduler.step()
@@ -73,12 +81,16 @@ def train_detector(
                "seconds": time.perf_counter() - t0}
         if val_batches is not None:
             row["val_loss"] = _validate(det, val_batches)
+        if selection is not None:
+            selection.after_epoch(det, row)
         history.append(row)
         if state_path is not None and dist.is_main():
             _save_state(det, optimizer, scheduler, history, state_path)
         dist.barrier()
         if callback is not None:  # after the state is saved: a logged epoch is never redone
             callback(row)
+    if selection is not None:
+        selection.restore_best(det)
     det.model.eval()
     return history
 
@@ -235,8 +247,6 @@ def _amp(device: torch.device, enabled: bool):
 
 
 def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
-    from miad.checkpoint import atomic_save
-
     atomic_save({
         "model": det.model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -251,8 +261,6 @@ def _save_state(det, optimizer, scheduler, history, path: Path) -> None:
 
 def read_resume_state(path: Path, mmap: bool = False) -> dict[str, Any]:
     """The per-epoch state in `path`; an unreadable one says which folder to delete to start over."""
-    from miad.checkpoint import read_torch
-
     state = read_torch(path, what="resume state", fix=f"delete {path.parent} to start training over", mmap=mmap)
     if not isinstance(state, dict) or not isinstance(state.get("history"), list):
         raise TrainingError(f"{path} is not a miad resume state; delete {path.parent} to start training over")
@@ -271,7 +279,7 @@ def _resume(det, optimizer, scheduler, path: Path | None) -> tuple[int, list[dic
         return 0, []
     state = read_resume_state(path)
     try:
-        det.model.load_state_dict(state["model"])
+        det.load_model_state(state["model"])  # the detector's own loading, as from a checkpoint
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, RuntimeError, ValueError) as exc:

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from miad.errors import MiadError
+from miad.atomic import write_json_atomic
+from miad.checkpoint import read_checkpoint
+from miad.data.fingerprint import data_fingerprint, fingerprint_difference, sample_files
+from miad.errors import CheckpointError, MiadError
+from miad.train import STATE_FILE, read_resume_state
 from miad.types import Sample
 
 # Config fields and options that change how fast a run goes or what it logs, never the weights it ends with.
@@ -40,26 +44,28 @@ class Plan:
     resume_after: int = 0
 
 
-def training_identity(method: str, config: Any, train: Sequence[Sample], data_root: str | Path) -> dict[str, Any]:
-    """What makes two training runs the same run (JSON round-tripped: compares equal to what is read back)."""
-    from miad.data.fingerprint import data_fingerprint, sample_files
-
+def training_identity(method: str, config: Any, train: Sequence[Sample], data_root: str | Path,
+                      protocol: str | None = None) -> dict[str, Any]:
+    """What makes two training runs the same run (JSON round-tripped: compares equal to what is read back).
+    `protocol`: set only for a test-set selection (miad.selection), so held-out identities stay as they were."""
     kept = {k: v for k, v in config.to_dict().items() if k not in SPEED_ONLY_KEYS}
+    chosen = {"protocol": protocol} if protocol else {}
     return json.loads(json.dumps({
         "method": method, "scenarios": sorted({s.category for s in train}), "config": kept,
-        "data": data_fingerprint(data_root, sample_files(train)),
+        "data": data_fingerprint(data_root, sample_files(train)), **chosen,
     }))
 
 
 def identity_differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """Human-readable differences, e.g. 'config.lr (0.002 there, 0.01 now)'."""
-    from miad.data.fingerprint import fingerprint_difference
-
     def show(value: Any) -> str:
         return ", ".join(map(str, value)) if isinstance(value, list) else repr(value)
 
-    diffs = [f"{k} ({show(found.get(k))} there, {show(wanted[k])} now)" for k in ("method", "scenarios")
+    diffs = [f"{k} ({show(found.get(k))} there, {show(wanted.get(k))} now)" for k in ("method", "scenarios")
              if found.get(k) != wanted[k]]
+    if found.get("protocol") != wanted.get("protocol"):  # absent = held-out
+        diffs.append(f"protocol ({found.get('protocol') or 'held-out'} there, {wanted.get('protocol') or 'held-out'} "
+                     "now)")
     old, new = found.get("config") or {}, wanted["config"]
     diffs += [f"config.{k} ({old.get(k)!r} there, {new.get(k)!r} now)" for k in sorted(set(old) | set(new))
               if old.get(k) != new.get(k)]
@@ -83,8 +89,6 @@ def plan_training(out: Path, wanted: dict[str, Any], restart: bool) -> Plan:
     elif (out / MODEL_FILE).is_file():
         _require_same(out, "a finished model (model.pt)", _model_identity(out / MODEL_FILE), wanted)
         return Plan(True)
-    from miad.runconfig import write_json_atomic
-
     shutil.rmtree(state_dir, ignore_errors=True)  # an identity without epochs (killed before the first) or temps
     write_json_atomic(state_dir / IDENTITY_FILE, wanted)
     return Plan(False, 0)
@@ -96,15 +100,11 @@ def finish(out: Path) -> None:
 
 
 def _state_file() -> str:
-    from miad.train import STATE_FILE
-
     return STATE_FILE
 
 
 def _resume_point(out: Path, wanted: dict[str, Any]) -> int:
     """Finished epochs of a resume state of the same run; any other state is refused."""
-    from miad.train import read_resume_state
-
     state_dir = out / STATE_DIR
     _require_same(out, f"a resume state ({state_dir})", _state_identity(state_dir), wanted)
     try:
@@ -123,9 +123,6 @@ def _state_identity(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _model_identity(path: Path) -> dict[str, Any] | None:
-    from miad.checkpoint import read_checkpoint
-    from miad.errors import CheckpointError
-
     try:
         found = read_checkpoint(path).get("identity")
     except CheckpointError as exc:

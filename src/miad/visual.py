@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from miad.data.io import load_rgb, read_size
+
 MAX_SIDE = 1024  # overlays of huge photos are written at most this large
 
 
 def _display_size(path: Path) -> tuple[int, int]:
-    from miad.data.io import read_size
-
     w, h = read_size(path)
     scale = min(1.0, MAX_SIDE / max(w, h))
     return max(1, round(w * scale)), max(1, round(h * scale))
@@ -28,7 +28,7 @@ def normal_color_range(pixel_quantiles: list[float] | None) -> tuple[float, floa
 
 def colorize(amap: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
     """[H,W] scores -> [H,W,3] uint8 'jet' colours; the range defaults to the map's own min..max."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # here: matplotlib takes a while to import; only colouring needs it
 
     lo, hi = value_range if value_range else (float(amap.min()), float(amap.max()))
     scaled = np.clip((amap - lo) / max(hi - lo, 1e-12), 0, 1)
@@ -37,8 +37,6 @@ def colorize(amap: np.ndarray, value_range: tuple[float, float] | None) -> np.nd
 
 def save_overlay(image_path: Path, amap: np.ndarray, out: Path, value_range: tuple[float, float] | None,
                  alpha: float = 0.45) -> None:
-    from miad.data.io import load_rgb
-
     size = _display_size(image_path)
     Image.fromarray(overlay(np.asarray(load_rgb(image_path, size)), amap, value_range, alpha)).save(out)
 

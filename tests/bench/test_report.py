@@ -51,3 +51,21 @@ def test_report_shows_every_table_and_explains_the_metrics(bench_run) -> None:
 def test_self_containment_check_catches_an_external_reference() -> None:
     parsed = _parse('<p><img src="https://example.org/a.png"><a href="x.html">x</a></p>')
     assert parsed.refs == [("img", "src", "https://example.org/a.png"), ("a", "href", "x.html")]
+
+
+def test_factor_findings_appear_once_and_fresh_runs_show_no_resume(bench_run) -> None:
+    text = (bench_run.out / "report.html").read_text(encoding="utf-8")
+    sentences = re.findall(r"As (\w+) grows from its low to its high tercile", text)
+    assert sentences and len(sentences) == len(set(sentences))  # each factor's sentence once (it was twice)
+    runs = text.split("<h3>Runs</h3>", 1)[1].split("</table>", 1)[0]
+    resumed = re.findall(r"<td>([^<]*)</td></tr>", runs)  # the last cell of each run row
+    assert resumed and set(resumed) == {"–"}  # never-resumed runs: no "Resumed after epoch 0"
+
+
+def test_a_resumed_run_shows_its_epoch() -> None:
+    from miad.bench.report import build_report
+
+    result = {"method": "ref_ae", "setting": "per-category", "seed": 0, "trained_on": ["widget"], "fit_seconds": 1.0,
+              "inference_ms_per_image": 2.0, "metrics": {}}
+    page = build_report([], [{**result, "resumed_after_epoch": 3}, {**result, "seed": 1}], {}, None, None)
+    assert re.findall(r"<td>([^<]*)</td></tr>", page.split("<h3>Runs</h3>", 1)[1]) == ["3", "–"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from miad.bench.results import read_results
-from miad.bench.runner import read_result
+from miad.bench.rundir import read_result
 
 CHILD = Path(__file__).with_name("bench_child.py")
 METRIC_SCOPES = ("category", "defect_type", "group", "factor")
@@ -61,13 +61,13 @@ def test_killed_benchmark_resumes_to_identical_tables(bench_tree: Path, bench_ru
     # Killed mid-run: the finished run is intact, the unfinished one has no result, nothing is half-written.
     kept = interrupted / "runs" / "ref_ae" / "gadget" / "seed0" / "result.json"
     kept_text = kept.read_text()
-    assert read_result(kept)["resumed_after_epoch"] == 0
+    assert read_result(kept.parent)["resumed_after_epoch"] == 0
     assert not (interrupted / "runs" / "ref_ae" / "widget" / "seed0" / "result.json").exists()
     assert not list(interrupted.rglob("*.tmp"))
 
     _finish(_child(bench_tree, interrupted))
     assert kept.read_text() == kept_text  # finished runs are kept, not redone
-    resumed = read_result(interrupted / "runs" / "ref_ae" / "widget" / "seed0" / "result.json")
+    resumed = read_result(interrupted / "runs" / "ref_ae" / "widget" / "seed0")
     assert 1 <= resumed["resumed_after_epoch"] < 6 and len(resumed["history"]) == 6
     assert not [p for p in interrupted.rglob("*") if p.name.startswith(".") and "tmp" in p.name]
     assert _metric_tables(interrupted) == _metric_tables(reference)

@@ -10,7 +10,7 @@ import pytest
 
 from miad.bench.plan import UNIFIED, method_overrides, plan_runs
 from miad.bench.results import read_results
-from miad.bench.runner import RunMismatchError, read_result
+from miad.bench.rundir import RunMismatchError, read_result
 from miad.errors import ConfigError
 
 
@@ -26,7 +26,7 @@ def test_every_output_is_written(bench_run) -> None:
 
 def test_run_folder_contents(bench_run) -> None:
     run_dir = bench_run.out / "runs" / "ref_ae" / "widget" / "seed0"
-    result = read_result(run_dir / "result.json")
+    result = read_result(run_dir)
     assert result["method"] == "ref_ae" and result["setting"] == "widget" and result["seed"] == 0
     assert result["trained_on"] == ["widget"] and result["unified"] is False
     assert result["method_notes"] == {}  # only PatchCore (coreset mode) and DRAEM (texture source) note facts

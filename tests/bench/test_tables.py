@@ -15,7 +15,8 @@ import pytest
 from miad.bench import render
 from miad.bench.aggregate import Cell
 from miad.bench.results import read_results
-from miad.bench.tables import build_tables, fmt_cell, main_table
+from miad.bench.table_format import fmt_cell
+from miad.bench.tables import build_tables, main_table
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -100,3 +101,13 @@ def test_procedural_texture_runs_are_marked_in_markdown_and_html(rows) -> None:
     page = build_report(tables, [], {}, None, None, [])
     assert f"{method}†" in page and "procedural anomaly textures, not DTD" in page
     assert "†" not in render.markdown(build_tables(rows))
+
+
+def test_values_that_read_the_same_are_all_bold() -> None:
+    """0.98041 and 0.98 both read 98.0: both are bold (the 6-digit comparison bolded only the first)."""
+    base = {"scope": "category", "setting": "per-category", "unified": False, "seed": 0, "category": "widget"}
+    rows = [{**base, "method": m, "image_auroc": v} for m, v in (("a", 0.98041), ("b", 0.98), ("c", 0.9))]
+    table = main_table(rows, "image_auroc")
+    col = table.header.index("widget")
+    assert [table.rows[i][col] for i in range(3)] == ["98.0", "98.0", "90.0"]
+    assert {(0, col), (1, col)} <= table.bold and (2, col) not in table.bold

@@ -13,7 +13,7 @@ from PIL import Image
 
 from miad.bench import run_benchmark
 from miad.bench.figures import run_rows
-from miad.bench.runner import read_result
+from miad.bench.rundir import read_result
 from miad.bench.tracking import experiment_name
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
@@ -49,7 +49,7 @@ def test_benchmark_logs_each_run_with_its_test_metrics_and_figure_row(bench_tree
     assert sorted(runs) == ["ref_ae", "ref_mean"]
     for method, run in runs.items():
         run_dir = out / "runs" / method / "widget" / "seed0"
-        result = read_result(run_dir / "result.json")
+        result = read_result(run_dir)
         tags = run.data.tags
         assert (tags["scenario"], tags["seed"], tags["preset"]) == ("widget", "0", "quick") and run.info.status == \
             "FINISHED"

@@ -14,7 +14,7 @@ import pytest
 
 from miad.bench.claims import generations
 from miad.bench.results import COSTS, read_results
-from miad.bench.runner import read_result
+from miad.bench.rundir import read_result
 from miad.cli import main
 
 # Real methods at smoke size: a gradient method (epochs, resumable state) and PatchCore; 8 runs of ~1 s each.
@@ -59,7 +59,7 @@ def _started_once(out: Path, runs: list[str]) -> None:
     """Every run finished, by exactly one start, with no claim or failure left behind."""
     for run in runs:
         run_dir = out / run
-        assert read_result(run_dir / "result.json")["resumed_after_epoch"] == 0, run
+        assert read_result(run_dir)["resumed_after_epoch"] == 0, run
         assert (run_dir / "run.log").read_text().count(": started") == 1, run
         assert generations(run_dir) == [] and not (run_dir / "error.json").exists(), run
     assert not list(out.rglob("*.tmp"))
@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_run_has_its_run_taken_over(bench_tree: Path, tmp_pa
     survivor = next(w for w in workers if w.pid != victim)
     _finish(survivor)
     next(w for w in workers if w.pid == victim).wait(timeout=30)
-    result = read_result(victim_run / "result.json")
+    result = read_result(victim_run)
     assert 1 <= result["resumed_after_epoch"] < 40 and len(result["history"]) == 40
     log = (victim_run / "run.log").read_text()
     assert log.count(": started") == 2 and "taking the run over" in log
@@ -185,7 +185,7 @@ def test_a_silent_worker_is_presumed_dead_on_the_readers_clock_and_abandons_the_
         os.kill(frozen.pid, signal.SIGCONT)
     _finish(taker)
     frozen_output = _finish(frozen)
-    result = read_result(run_dir / "result.json")
+    result = read_result(run_dir)
     assert result["resumed_after_epoch"] >= 1 and len(result["history"]) == 12
     assert "taken over by another worker" in frozen_output
     assert "taking the run over" in (run_dir / "run.log").read_text() and generations(run_dir) == []

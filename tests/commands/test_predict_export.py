@@ -12,6 +12,7 @@ from parity import assert_parity, assert_values_parity
 
 from miad.cli import main
 from miad.data.index import index_dataset
+from miad.holdout import split_holdout
 from miad.registry import create, get_method, list_methods
 
 
@@ -33,7 +34,7 @@ def test_threshold_comes_from_heldout_normal_training_images_only(tree):
     det, _ = _fit("ref_mean", tree)
     train = [s for s in index_dataset(tree) if s.split == "train"]
     ds = det.dataset(train)
-    _, hold_idx = det._split_holdout(ds, [s.category for s in train])
+    _, hold_idx = split_holdout([s.category for s in train], det.config)
     assert hold_idx and all(train[i].split == "train" and train[i].label == 0 for i in hold_idx)
     scores = det.predict(torch.stack([ds[i]["image"] for i in hold_idx])).image_score
     assert det.threshold == pytest.approx(float(torch.quantile(scores, det.config.threshold_quantile)), rel=1e-5)

@@ -1,6 +1,7 @@
 """From flat rows to table cells: per method label and column, one value per seed, then mean +- std over seeds.
 
-A method label is the method name, suffixed " (unified)" for one-model-for-all-categories runs. Summaries over
+A method label is the method name, suffixed " [selected on test]" for runs of the paper-selection protocol and
+" (unified)" for one-model-for-all-categories runs. Summaries over
 categories (the "mean" column, group and factor means) are taken per seed first and then over seeds, so the
 std says how much the summary moves with the seed.
 """
@@ -47,8 +48,12 @@ class Cell:
 PROCEDURAL_MARK = "†"  # runs on procedural anomaly textures, not DTD (tables.PROCEDURAL_NOTE)
 
 
+SELECTED_MARK = " [selected on test]"  # a paper-selection run (miad.selection): before " (unified)"
+
+
 def label(row: Row) -> str:
     name = str(row["method"]) + (PROCEDURAL_MARK if row.get("procedural_textures") else "")
+    name += SELECTED_MARK if row.get("protocol") == "paper-selection" else ""
     return f"{name} (unified)" if row.get("unified") else name
 
 

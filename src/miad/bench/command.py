@@ -10,10 +10,10 @@ starting at once with different commands one writes it and the other is refused.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from miad.atomic import create_json_exclusively, write_json_atomic
 from miad.errors import MiadError
 
 COMMAND_NAME = "benchmark.json"
@@ -28,15 +28,13 @@ def adopt_command(out: Path, invocation: dict[str, Any], plan: list[dict[str, An
     difference."""
     doc = json.loads(json.dumps({**invocation, "plan": plan}))  # round-tripped: compares equal to what is read
     path = out / COMMAND_NAME
-    if _create_exclusively(path, doc):
+    if create_json_exclusively(path, doc):
         return
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CommandMismatchError(f"{path} is unreadable ({exc}); delete it and re-run the command") from None
     if not isinstance(found, dict) or "plan" not in found:  # an older miad's record: this command's replaces it
-        from miad.runconfig import write_json_atomic
-
         write_json_atomic(path, doc)
         return
     diffs = plan_differences(found["plan"], doc["plan"])
@@ -77,19 +75,3 @@ def read_command(out: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or "plan" not in doc:
         raise MiadError(f"{path} records no plan (an older miad wrote it); re-run the `miad benchmark` command")
     return doc
-
-
-def _create_exclusively(path: Path, doc: dict[str, Any]) -> bool:
-    from miad.atomic import temp_beside
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(path)
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.link(tmp, path)  # complete content appears at once, and only if the name is free
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from miad.bench.claims import ClaimLostError, ClaimWatcher, try_claim
+from miad.bench.outputs import write_outputs
 from miad.bench.plan import RunSpec
+from miad.bench.results import collect_rows, write_results
+from miad.bench.rundir import error_record, is_finished, run_dirs
 
 
 def work_through(specs: list[RunSpec], ctx: Any, run_one: Callable[[RunSpec, Any], str | None]
                  ) -> tuple[list[str], tuple[list, dict] | None]:
     """Claim and do unfinished runs until every run is settled (finished, or failed since this worker started);
     (this worker's failures, the (rows, outputs) it wrote if it settled the last run or found all settled)."""
-    from miad.bench.claims import ClaimWatcher, try_claim
-
     watcher = ClaimWatcher()
     poll = max(0.2, min(5.0, watcher.timeout / 10))
     # Failures recorded before this worker started are retried (once: a retry's failure is a new record).
-    retry = {s.rel_dir: _failure_record(ctx.out / s.rel_dir) for s in specs}
+    retry = {s.rel_dir: error_record(ctx.out / s.rel_dir) for s in specs}
     shown = {s.rel_dir for s in specs if _settled(s, ctx, retry)}
     for i, spec in enumerate(specs):
         if spec.rel_dir in shown:
@@ -58,37 +59,27 @@ def work_through(specs: list[RunSpec], ctx: Any, run_one: Callable[[RunSpec, Any
             failed += [failure] if failure else []
             if all(_settled(s, ctx, retry) for s in specs):
                 outputs = _write_outputs(ctx)  # this worker settled the last run: the tables are complete
+            elif not failure:
+                write_results(ctx.out, collect_rows(ctx.out, ctx.rows))  # results.jsonl/csv grow as runs finish
         if not did:
             time.sleep(poll)  # the rest is claimed by live workers: watch for them to finish or die
 
 
 def _settled(spec: RunSpec, ctx: Any, retry: dict[str, str | None]) -> bool:
     run_dir = ctx.out / spec.rel_dir
-    if (run_dir / "result.json").is_file():
+    if is_finished(run_dir):
         return True
-    record = _failure_record(run_dir)
+    record = error_record(run_dir)
     return record is not None and record != retry.get(spec.rel_dir)
 
 
-def _failure_record(run_dir: Path) -> str | None:
-    try:
-        return (run_dir / "error.json").read_text(encoding="utf-8")
-    except OSError:
-        return None
-
-
 def _write_outputs(ctx: Any) -> tuple[list, dict] | None:
-    from miad.bench.outputs import write_outputs
-    from miad.bench.results import run_dirs
-
-    return write_outputs(ctx.out) if run_dirs(ctx.out) else None  # none when every run failed
+    return write_outputs(ctx.out, ctx.rows) if run_dirs(ctx.out) else None  # none when every run failed
 
 
 def _run_claimed(spec: RunSpec, ctx: Any, claim: Any, run_one: Callable[[RunSpec, Any], str | None]) -> str | None:
     """`_run_or_keep` under `claim`; a run taken over meanwhile (this worker was presumed dead) is left to its new
     holder without a record."""
-    from miad.bench.claims import ClaimLostError
-
     if claim.took_over:
         ctx.progress.log_to(ctx.out / spec.rel_dir / "run.log")
         ctx.progress.note(f"{spec.rel_dir}: its worker stopped (dead or silent for {claim.interval * 6:.0f} s); "

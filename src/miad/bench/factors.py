@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from miad.bench.rundir import read_scores
+from miad.metrics import image_auroc
+
 FACTOR_NAMES = ("viewpoint", "background", "surface")
 BINS = ("low", "mid", "high")
 MANIFEST = "manifest.csv"
@@ -46,10 +49,8 @@ def _number(text: str) -> float:
 
 def _scored_images(run_dir: Path, root: Path, manifest: Manifest) -> list[dict[str, Any]]:
     """The run's test scores joined with the manifest's factor values (images absent from it are dropped)."""
-    with open(run_dir / "scores.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
     out = []
-    for row in rows:
+    for row in read_scores(run_dir):
         try:
             rel = Path(row["image"]).relative_to(root).as_posix()
         except ValueError:
@@ -75,8 +76,6 @@ def tercile_bins(values: np.ndarray) -> tuple[np.ndarray, list[tuple[float, floa
 
 def factor_rows(run_dir: Path, root: Path, manifest: Manifest) -> list[dict[str, Any]]:
     """Rows (category, subset "factor/bin", counts, image_auroc, value_range) for one finished run."""
-    from miad.metrics import image_auroc
-
     images = _scored_images(run_dir, root, manifest)
     rows: list[dict[str, Any]] = []
     for category in sorted({im["category"] for im in images}):

@@ -10,20 +10,24 @@ maps.npz and quantiles from its result.json, so no model is needed. With several
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from miad.bench.aggregate import factor_delta_cells, label, labels_of, ordered_categories, select
+from miad.bench.factors import BINS, FACTOR_NAMES
+from miad.bench.rundir import MAPS, read_result, read_scores, run_dirs
+from miad.data.index import load_samples
+from miad.data.io import load_mask, load_rgb
 from miad.evaluation import read_map
-from miad.visual import normal_color_range
+from miad.visual import normal_color_range, overlay
 
 MAX_CANDIDATES = 20
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    import matplotlib  # here: the Agg backend must be chosen before pyplot loads, and only drawing needs them
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -33,13 +37,9 @@ def _pyplot() -> Any:
 
 def _runs_by_label(out: Path) -> dict[str, dict[str, Path]]:
     """label -> category -> run folder (lowest seed), for every finished run."""
-    from miad.bench.aggregate import label
-    from miad.bench.results import run_dirs
-    from miad.bench.runner import read_result
-
     chosen: dict[str, dict[str, tuple[int, Path]]] = {}
     for run_dir in run_dirs(out):
-        res = read_result(run_dir / "result.json")
+        res = read_result(run_dir)
         for cat in res["categories"]:
             per = chosen.setdefault(label(res), {})
             if cat not in per or res["seed"] < per[cat][0]:
@@ -47,18 +47,10 @@ def _runs_by_label(out: Path) -> dict[str, dict[str, Path]]:
     return {lab: {c: p for c, (_, p) in per.items()} for lab, per in chosen.items()}
 
 
-def _scores(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "scores.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 def _pick_example(category: str, run_dir: Path, data_root: Path) -> tuple[str, Path] | None:
     """(image path, mask path) of the category's illustrative defective image, or None without masks."""
-    from miad.data.io import load_mask
-    from miad.runconfig import load_samples
-
     masks = {str(s.image): s.mask for s in load_samples(str(data_root), [category]) if s.mask is not None}
-    candidates = [r["image"] for r in _scores(run_dir) if r["category"] == category and r["label"] == "1"
+    candidates = [r["image"] for r in read_scores(run_dir) if r["category"] == category and r["label"] == "1"
                   and r["image"] in masks][:MAX_CANDIDATES]
     if not candidates:
         return None
@@ -68,30 +60,24 @@ def _pick_example(category: str, run_dir: Path, data_root: Path) -> tuple[str, P
 
 
 def _map_of(run_dir: Path, image: str) -> np.ndarray | None:
-    index = next((int(r["index"]) for r in _scores(run_dir) if r["image"] == image), None)
-    if index is None or not (run_dir / "maps.npz").is_file():
+    index = next((int(r["index"]) for r in read_scores(run_dir) if r["image"] == image), None)
+    if index is None or not (run_dir / MAPS).is_file():
         return None
-    return read_map(run_dir / "maps.npz", index)
+    return read_map(run_dir / MAPS, index)
 
 
 def _quantiles(run_dir: Path) -> list[float] | None:
-    from miad.bench.runner import read_result
-
-    holdout = read_result(run_dir / "result.json").get("holdout")
+    holdout = read_result(run_dir).get("holdout")
     return holdout["pixel_quantiles"] if holdout else None
 
 
 def _rgb(path: str, size: tuple[int, int]) -> np.ndarray:
     """The image as uint8 RGB [H, W, 3] at `size` (H, W)."""
-    from miad.data.io import load_rgb
-
     return np.asarray(load_rgb(path, (size[1], size[0])))
 
 
 def figure_a1(out: Path, path: Path) -> Path | None:
     """Write Figure A.1 to `path`; None when no category has a defective image with a mask."""
-    from miad.bench.aggregate import labels_of, ordered_categories
-
     runs = _runs_by_label(out)
     labels = labels_of({"method": lab.replace(" (unified)", ""), "unified": lab.endswith("(unified)")}
                        for lab in runs)
@@ -99,7 +85,7 @@ def figure_a1(out: Path, path: Path) -> Path | None:
     examples = []
     for cat in categories:
         first = runs[labels[0]].get(cat) or next(per[cat] for per in runs.values() if cat in per)
-        root = Path(_read(first)["data_root"])
+        root = Path(read_result(first)["data_root"])
         picked = _pick_example(cat, first, root)
         if picked:
             examples.append((cat, *picked))
@@ -122,10 +108,7 @@ def run_rows(run_dir: Path) -> dict[str, np.ndarray]:
     """A finished run's own rows of Figure A.1, for trackers: category -> uint8 [H, 4W+6, 3] image (the picked
     defective image, its ground truth, the run's map on that image's own scale, then on the held-out normal
     scale; the last panel is left out without held-out images)."""
-    from miad.data.io import load_mask
-    from miad.visual import overlay
-
-    res = _read(run_dir)
+    res = read_result(run_dir)
     rows = {}
     for cat in res["categories"]:
         picked = _pick_example(cat, run_dir, Path(res["data_root"]))
@@ -144,16 +127,8 @@ def run_rows(run_dir: Path) -> dict[str, np.ndarray]:
     return rows
 
 
-def _read(run_dir: Path) -> dict[str, Any]:
-    from miad.bench.runner import read_result
-
-    return read_result(run_dir / "result.json")
-
-
 def _draw_row(axes: Any, category: str, image: str, mask: Path, runs: list[tuple[str, Path | None]],
               top: bool) -> None:
-    from miad.data.io import load_mask
-
     maps = {lab: _map_of(run, image) if run else None for lab, run in runs}
     size = next((m.shape for m in maps.values() if m is not None), (256, 256))
     rgb = _rgb(image, size)
@@ -188,9 +163,6 @@ def _overlay(ax: Any, rgb: np.ndarray, amap: np.ndarray, quant: list[float] | No
 
 def factor_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Image AUROC per factor tercile (one panel per factor, one line per method); None without factor rows."""
-    from miad.bench.aggregate import factor_delta_cells, labels_of, select
-    from miad.bench.factors import BINS, FACTOR_NAMES
-
     rows = select(rows, "factor")
     factors = [f for f in FACTOR_NAMES if any(r["subset"].startswith(f + "/") for r in rows)]
     if not factors:

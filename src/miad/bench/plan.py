@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miad.errors import ConfigError
+from miad.registry import get_method, list_methods, make_config
 
 UNIFIED = "unified"
 
@@ -23,10 +24,12 @@ class RunSpec:
     seed: int
     categories: tuple[str, ...]  # what the model is trained on and evaluated on
     config: Any  # the method's resolved config (frozen dataclass), seed included
+    protocol: str = "held-out"  # or "paper-selection": selected on the test set (miad.selection)
 
     @property
     def rel_dir(self) -> str:
-        return f"runs/{self.method}/{self.setting}/seed{self.seed}"
+        suffix = "" if self.protocol == "held-out" else f"-{self.protocol}"  # its own folder: resumes separately
+        return f"runs/{self.method}/{self.setting}/seed{self.seed}{suffix}"
 
     @property
     def unified(self) -> bool:
@@ -34,8 +37,6 @@ class RunSpec:
 
 
 def resolve_methods(methods: str | Sequence[str]) -> list[str]:
-    from miad.registry import get_method, list_methods
-
     if isinstance(methods, str):
         methods = list_methods() if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
     names = list(dict.fromkeys(methods))
@@ -48,8 +49,6 @@ def resolve_methods(methods: str | Sequence[str]) -> list[str]:
 
 def method_overrides(overrides: dict[str, Any], method: str) -> dict[str, Any]:
     """The overrides for `method`: plain keys, then `method.key` ones (which win)."""
-    from miad.registry import list_methods
-
     plain = {k: v for k, v in overrides.items() if "." not in k}
     for key, value in overrides.items():
         if "." not in key:
@@ -66,8 +65,6 @@ def method_overrides(overrides: dict[str, Any], method: str) -> dict[str, Any]:
 
 
 def method_config(method: str, preset: str, overrides: dict[str, Any], seed: int | None) -> Any:
-    from miad.registry import make_config
-
     own = method_overrides(overrides, method)
     if seed is not None:
         own["seed"] = seed
@@ -81,13 +78,17 @@ def method_config(method: str, preset: str, overrides: dict[str, Any], seed: int
 
 def plan_runs(
     methods: list[str], categories: list[str], preset: str, seeds: Sequence[int] | None, unified: bool,
-    overrides: dict[str, Any],
+    overrides: dict[str, Any], protocols: Sequence[str] = ("held-out",),
 ) -> list[RunSpec]:
-    """Every run, method by method (so one method's cost estimate serves its later runs), configs validated."""
+    """Every run, method by method (so one method's cost estimate serves its later runs), configs validated.
+    A protocol that changes nothing for a method (miad.selection.NO_RULE) adds no run for it."""
+    from miad.selection import rule_for
+
     settings = [(UNIFIED, tuple(categories))] if unified else [(c, (c,)) for c in categories]
     specs = []
     for method in methods:
+        kept = [p for p in protocols if p == "held-out" or rule_for(method, p) is not None]
         for seed in seeds if seeds else [None]:
             config = method_config(method, preset, overrides, seed)
-            specs += [RunSpec(method, name, config.seed, cats, config) for name, cats in settings]
+            specs += [RunSpec(method, name, config.seed, cats, config, p) for p in kept for name, cats in settings]
     return specs

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from miad.bench.render import html_table
-from miad.bench.tables import Table
+from miad.bench.table_format import DASH, Table
 
 METRIC_EXPLANATIONS = (
     ("Image AUROC", "Area under the ROC curve of the image scores: the probability that a random defective test "
@@ -36,8 +36,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}h3{margin-top:1.4em}
 table{border-collapse:collapse;font-size:.85em;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
+th,td{border:1px solid #ccc;padding:3px 5px;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3;vertical-align:bottom}
+thead th.group{text-align:center}thead tr+tr th:first-child{text-align:right}
 .scroll{overflow-x:auto}.note{font-size:.85em;color:#555;max-width:1100px}
 img{max-width:100%;border:1px solid #ddd}dt{font-weight:600;margin-top:.5em}dd{margin-left:1.2em}
 code{background:#f4f4f4;padding:0 3px}
@@ -60,7 +61,7 @@ def _runs_section(results: list[dict[str, Any]]) -> str:
     body = "".join(
         f"<tr><td>{html.escape(r['method'])} / {html.escape(r['setting'])} / seed {r['seed']}</td>"
         f"<td>{html.escape(', '.join(r.get('trained_on', [])))}</td><td>{r['fit_seconds']:.1f}</td>"
-        f"<td>{r['inference_ms_per_image']:.1f}</td><td>{r.get('resumed_after_epoch', 0)}</td></tr>"
+        f"<td>{r['inference_ms_per_image']:.1f}</td><td>{r.get('resumed_after_epoch') or DASH}</td></tr>"
         for r in results
     )
     return f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div>'
@@ -100,9 +101,10 @@ def _failures(failures: list[str]) -> str:
 
 def build_report(
     tables: list[Table], results: list[dict[str, Any]], invocation: dict[str, Any], figure_a1: Path | None,
-    factor_png: Path | None, findings: list[str], failures: list[str] = (),
+    factor_png: Path | None, failures: list[str] = (),
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string. The factor findings are part of the factor table's note (as in tables.md),
+    so they are not listed again."""
     explain = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRIC_EXPLANATIONS)
     main = [t for t in tables if t.key not in ("factors", "cost")]
     factor = [t for t in tables if t.key == "factors"]
@@ -125,8 +127,7 @@ def build_report(
     ]
     if factor:
         parts += ["<h2>Uncontrolled factors (beyond the paper)</h2>", html_table(factor[0]),
-                  _figure(factor_png, "Image AUROC per factor tercile, one line per method."),
-                  "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + "</ul>"]
+                  _figure(factor_png, "Image AUROC per factor tercile, one line per method.")]
     parts += ["<h2>Cost and provenance</h2>", *[html_table(t) for t in cost], _provenance(results, invocation),
               "<h3>Runs</h3>", _runs_section(results), _notes(results), "</body></html>"]
     return "\n".join(parts) + "\n"

@@ -6,7 +6,8 @@ One row per (run, scope, category, subset). Scopes:
 - "group": the surface or logical defects vs the category's good images (subset = the group);
 - "factor": one tercile of an uncontrolled factor (subset = "viewpoint/low", ...; see `miad.bench.factors`);
 - "run": what the run cost (fit seconds, ms per image, peak memory) and what it was trained on.
-Every row carries the run's identity (method, setting, seed, unified, trained_on). Undefined metrics are None.
+Every row carries the run's identity (method, setting, seed, unified, trained_on, protocol: held-out, or
+paper-selection = selected on test). Undefined metrics are None.
 """
 
 from __future__ import annotations
@@ -17,24 +18,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from miad.atomic import write_text_atomic
+from miad.bench.factors import factor_rows, load_manifest
+from miad.bench.rundir import read_result, run_dirs
 from miad.metrics.result import COUNTS, METRICS
 
-IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "run", "scope", "category", "subset")
+IDENTITY = ("method", "setting", "seed", "unified", "trained_on", "protocol", "run", "scope", "category", "subset")
 COSTS = ("fit_seconds", "inference_ms_per_image", "cpu_seconds", "peak_rss_mb", "peak_cuda_mb", "epochs",
-         "resumed_after_epoch", "n_train", "n_test", "git_commit")
+         "resumed_after_epoch", "n_train", "n_test", "git_commit", "selected_epoch", "max_epochs")
 FIELDS = IDENTITY + COUNTS + METRICS + ("value_range",) + COSTS + ("procedural_textures",)
-
-
-def run_dirs(out: Path) -> list[Path]:
-    """Finished runs (those with a result.json) under OUT/runs, in a stable order."""
-    return sorted(p.parent for p in (out / "runs").glob("*/*/seed*/result.json"))
 
 
 def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The category, defect-type, group, factor (computed by the caller) and run rows of one result.json."""
     base = {"method": result["method"], "setting": result["setting"], "seed": result["seed"],
             "unified": bool(result.get("unified")), "trained_on": ";".join(result.get("trained_on", [])),
-            "run": run, "procedural_textures": procedural_textures(result)}
+            "run": run, "procedural_textures": procedural_textures(result),
+            "protocol": result.get("protocol", "held-out")}
     metrics = result["metrics"]
     rows = [{**base, "scope": "category", "category": c, "subset": "", **e}
             for c, e in metrics["per_category"].items()]
@@ -52,8 +52,15 @@ def rows_of_run(result: dict[str, Any], run: str, factors: list[dict[str, Any]] 
         "peak_cuda_mb": memory.get("peak_cuda_mb"), "epochs": len(result.get("history", [])),
         "resumed_after_epoch": result.get("resumed_after_epoch", 0), "n_train": result.get("n_train"),
         "n_test": result.get("n_test"), "git_commit": result.get("git_commit"),
+        **_selection_of(result),
     })
     return rows
+
+
+def _selection_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The epoch a paper-selection run kept (on the test set) and its epoch budget; empty for held-out runs."""
+    chosen = result.get("selection") or {}
+    return {"selected_epoch": chosen.get("selected_epoch"), "max_epochs": chosen.get("max_epochs")} if chosen else {}
 
 
 def procedural_textures(result: dict[str, Any]) -> bool:
@@ -79,10 +86,7 @@ def collect_rows(out: Path, cache: dict[str, list[dict[str, Any]]] | None = None
 
 
 def _rows_of_finished_run(run_dir: Path, key: str, manifests: dict[str, Any]) -> list[dict[str, Any]]:
-    from miad.bench.factors import factor_rows, load_manifest
-    from miad.bench.runner import read_result
-
-    result = read_result(run_dir / "result.json")
+    result = read_result(run_dir)
     root = result["data_root"]
     if root not in manifests:
         manifests[root] = load_manifest(Path(root))
@@ -96,8 +100,6 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
-    from miad.runconfig import write_text_atomic
-
     lines = "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)
     write_text_atomic(out / "results.jsonl", lines)
     buf = io.StringIO()

@@ -23,17 +23,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from miad import distributed as dist
+from miad.bench import rundir
+from miad.bench.command import adopt_command
+from miad.bench.cooperate import work_through
+from miad.bench.group import GROUP_TIMEOUT, GroupLead, follow_runs, lead_runs
 from miad.bench.plan import RunSpec, plan_runs, resolve_methods
 from miad.bench.progress import BenchProgress
+from miad.bench.provenance import PeakMemory, git_commit, host_info, package_versions
+from miad.bench.results import collect_rows, headline
+from miad.bench.tracking import BenchTracking, log_run_end, open_run_tracker
+from miad.bench.workers import run_local_workers
+from miad.config import write_resolved_config
+from miad.data.fingerprint import data_fingerprint, sample_files
+from miad.data.index import categories_of, load_samples, resolve_data_root
+from miad.detector import Detector, resolve_device
 from miad.errors import MiadError
+from miad.evaluation import evaluate_detector, write_scores_csv
+from miad.registry import get_method
+from miad.selection import SelectionOnTest, rule_for
+from miad.tracking import resolve_loggers
 from miad.types import Sample
-
-RESULT_FORMAT = "miad-bench-run"
-RESULT_VERSION = 1
-
-
-class RunMismatchError(MiadError, ValueError):
-    """A run folder holds a run of another config or data than the one requested."""
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Context:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # result rows by finished run folder
     fingerprints: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)  # by category set
     claim: Any = None  # the Claim of the run this worker is doing
+    group: Any = None  # miad.bench.group.GroupLead when this worker is several processes training runs together
     tracking: Any = None  # miad.bench.tracking.BenchTracking: the --logger choice
 
 
@@ -64,27 +75,49 @@ def run_benchmark(
     data: str, methods: str | Sequence[str] = "all", scenarios: str | Sequence[str] = "all", preset: str = "quick",
     seeds: Sequence[int] | None = None, unified: bool = False, out: str | Path = "benchmark-out",
     overrides: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, num_workers: int = 0,
-    jobs: int = 1, loggers: Sequence[str] | None = None,
+    jobs: int = 1, loggers: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     """Run (or finish, or help finish) the benchmark in `out` and write its results, tables, figure and report
     there; `jobs` > 1 starts that many worker processes on this machine and shows their combined progress.
-    `loggers`: --logger names (miad.tracking; default csv), used by every worker."""
+    `loggers`: --logger names (miad.tracking; default csv), used by every worker. `protocols`: miad.selection
+    names (default held-out only)."""
     t0 = time.perf_counter()
-    ctx, specs = prepare_benchmark(data, methods, scenarios, preset, seeds, unified, out, overrides, device,
-                                   progress, num_workers, loggers)
+    plan = dict(data=data, methods=methods, scenarios=scenarios, preset=preset, seeds=seeds, unified=unified,
+                out=out, overrides=overrides, device=device, progress=progress, num_workers=num_workers,
+                loggers=loggers, protocols=protocols)
+    plan["device"] = dist.init_from_env(device, timeout=GROUP_TIMEOUT)  # torchrun or a SLURM job's tasks
+    if dist.is_distributed():
+        if jobs > 1:
+            raise MiadError(f"--jobs {jobs} with {dist.world_size()} torchrun processes: a group of processes is "
+                            "one worker; start more groups, or use --jobs without torchrun")
+        return _run_as_group(plan, t0)
+    ctx, specs = prepare_benchmark(**plan)
     if jobs > 1:
-        from miad.bench.workers import run_local_workers
-
         rows, outputs, failed = run_local_workers(ctx.out, specs, jobs, device, num_workers, progress, loggers)
         return BenchmarkResult(ctx.out, rows, outputs, time.perf_counter() - t0, failed)
-    from miad.bench.cooperate import work_through
+    return work_and_finish(specs, ctx, t0)
 
+
+def _run_as_group(plan: dict[str, Any], t0: float) -> BenchmarkResult:
+    """One worker of several processes (miad.bench.group): rank 0 claims, evaluates and writes; all train."""
+    if dist.is_main():
+        ctx, specs = prepare_benchmark(**plan)
+        dist.barrier()  # the folder's command is recorded before the other ranks check it
+        ctx.group = GroupLead()
+        ctx.progress.note(f"one worker of {ctx.group.size} processes: each run is trained by all of them (DDP)")
+        return lead_runs(ctx.group, lambda: work_and_finish(specs, ctx, t0))
+    dist.barrier()
+    ctx, specs = prepare_benchmark(**{**plan, "progress": False, "loggers": []})
+    follow_runs(specs, ctx)
+    return BenchmarkResult(ctx.out, [], {}, time.perf_counter() - t0, [])
+
+
+def work_and_finish(specs: list[RunSpec], ctx: Context, t0: float) -> BenchmarkResult:
+    """Do this worker's share of the runs; the outputs if it settled the last run, else the rows so far."""
     failed, outputs = work_through(specs, ctx, _run_or_keep)
     if failed and len(failed) == len(specs):
         raise MiadError(f"every run failed; the first: {failed[0]}")
     if outputs is None:  # another worker settled the last run and wrote the tables
-        from miad.bench.results import collect_rows
-
         rows, outputs = collect_rows(ctx.out, ctx.rows), {}
     else:
         rows, outputs = outputs
@@ -94,28 +127,24 @@ def run_benchmark(
 def prepare_benchmark(
     data: str, methods: str | Sequence[str], scenarios: str | Sequence[str], preset: str,
     seeds: Sequence[int] | None, unified: bool, out: str | Path, overrides: dict[str, Any] | None, device: str,
-    progress: bool, num_workers: int, loggers: Sequence[str] | None = None,
+    progress: bool, num_workers: int, loggers: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
 ) -> tuple[Context, list[RunSpec]]:
     """Resolve the plan, check it against the folder (its command and its run folders) and record it there."""
-    from miad.bench.command import adopt_command
-    from miad.bench.tracking import BenchTracking
-    from miad.data.index import categories_of, resolve_data_root
-    from miad.detector import resolve_device
-    from miad.runconfig import load_samples
-    from miad.tracking import resolve_loggers
-
     out = Path(out).expanduser()
     tracking = BenchTracking(resolve_loggers(loggers), preset, out)
     names = resolve_methods(methods)
     root = resolve_data_root(data).resolve()  # absolute: scores.csv paths must join the manifest from anywhere
     samples = load_samples(str(root), scenarios)
-    specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}))
+    protocols = list(protocols or ["held-out"])
+    specs = plan_runs(names, categories_of(samples), preset, seeds, unified, dict(overrides or {}), protocols)
     ctx = Context(out, root, samples, resolve_device(device), num_workers,
                   BenchProgress([s.method for s in specs], enabled=progress), bars=progress and sys.stderr.isatty(),
                   tracking=tracking)
     for spec in specs:  # before anything runs or is written: a foreign run folder fails fast
         _check_existing(spec, ctx)
     invocation = _invocation(data, root, names, categories_of(samples), specs, preset, seeds, unified, overrides)
+    if protocols != ["held-out"]:  # recorded for the workers; absent = held-out, as older folders
+        invocation["protocols"] = protocols
     adopt_command(out, invocation, [_plan_entry(s) for s in specs])
     ctx.progress.note(f"data {root}: {len(samples)} images of {len(categories_of(samples))} categories; "
                       f"{len(specs)} runs in {out}")
@@ -125,12 +154,6 @@ def prepare_benchmark(
 def _check_claim(ctx: Context) -> None:
     if ctx.claim is not None:
         ctx.claim.check()
-
-
-def _rebuild_results(ctx: Context) -> None:
-    from miad.bench.results import collect_rows, write_results
-
-    write_results(ctx.out, collect_rows(ctx.out, ctx.rows))
 
 
 def _invocation(data: str, root: Path, names, categories, specs, preset, seeds, unified, overrides) -> dict:
@@ -150,97 +173,51 @@ def _identity(spec: RunSpec, ctx: Context) -> dict[str, Any]:
     """What makes a run the same run; JSON round-tripped so that it compares equal to what is read back.
     `data` fingerprints the files the run reads (images and masks of its categories), so a data set that got
     more or other images under the same path is not mistaken for the one the results came from."""
-    from miad.data.fingerprint import data_fingerprint, sample_files
-
     cats = set(spec.categories)
     key = tuple(sorted(cats))
     if key not in ctx.fingerprints:
         files = sample_files([s for s in ctx.samples if s.category in cats])
         ctx.fingerprints[key] = data_fingerprint(ctx.data_root, files)
+    chosen = {} if spec.protocol == "held-out" else {"protocol": spec.protocol}  # absent = held-out
     return json.loads(json.dumps({
         "method": spec.method, "setting": spec.setting, "seed": spec.seed, "data_root": str(ctx.data_root),
         "categories": list(spec.categories), "data": ctx.fingerprints[key], "config": spec.config.to_dict(),
+        **chosen,
     }))
-
-
-def _check_identity(run_dir: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
-    from miad.data.fingerprint import fingerprint_difference
-
-    # data_root is recorded, not compared: nodes may mount the data elsewhere; the fingerprint (relative paths,
-    # sizes, times) says whether it is the same data
-    diffs = [k for k in wanted if k not in ("config", "data", "data_root") and found.get(k) != wanted[k]]
-    data_diff = fingerprint_difference(found.get("data"), wanted["data"])
-    if data_diff:
-        diffs.append(f"data ({data_diff})")
-    old, new = found.get("config", {}), wanted["config"]
-    diffs += [f"config.{k} ({old.get(k)!r} there, {new.get(k)!r} now)" for k in sorted(set(old) | set(new))
-              if old.get(k) != new.get(k)]
-    if diffs:
-        raise RunMismatchError(
-            f"{run_dir} holds a run made with other settings: {'; '.join(diffs[:4])}; pass another --out, or "
-            f"delete {run_dir} to redo that run"
-        )
 
 
 def _check_existing(spec: RunSpec, ctx: Context) -> None:
     """A run folder left by an earlier benchmark must be the same run (same config, data and categories)."""
     run_dir = ctx.out / spec.rel_dir
-    if (run_dir / "result.json").is_file():
-        _check_identity(run_dir, read_result(run_dir / "result.json"), _identity(spec, ctx))
-    elif (run_dir / "run.json").is_file():
-        try:
-            found = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            found = None  # written atomically, so only a hand edit gets here: start the run over
-        if found is not None:
-            _check_identity(run_dir, found, _identity(spec, ctx))
+    found = rundir.recorded_identity(run_dir)
+    if found is not None:
+        rundir.check_identity(run_dir, found, _identity(spec, ctx))
 
 
 def _run_or_keep(spec: RunSpec, ctx: Context) -> str | None:
     """Run `spec` unless finished; a known error (MiadError) is recorded in error.json and returned, so that
     one failing run does not cost the others; anything else is a bug and propagates."""
-    from miad.runconfig import write_json_atomic
-
     run_dir = ctx.out / spec.rel_dir
-    if (run_dir / "result.json").is_file():
+    if rundir.is_finished(run_dir):
         ctx.progress.skip_run(spec.method, spec.setting, spec.seed)
         return None
     _check_existing(spec, ctx)  # another worker may have started it since this one checked the folder
     wanted = _identity(spec, ctx)
-    write_json_atomic(run_dir / "run.json", wanted)
-    (run_dir / "error.json").unlink(missing_ok=True)
-    for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("state/.*.tmp")]:  # left by a killed process; we
-        stale.unlink(missing_ok=True)  # hold the run's claim, so no live writer owns them
+    rundir.start_run(run_dir, wanted)
     ctx.progress.log_to(run_dir / "run.log")
     try:
         _execute(spec, ctx, run_dir, wanted)
     except MiadError as exc:
         _check_claim(ctx)  # a failure after a takeover is not this run's failure: the new holder goes on
-        holder = ctx.claim.info if ctx.claim is not None else {}
-        write_json_atomic(run_dir / "error.json", {"error": str(exc), "type": type(exc).__name__,
-                                                   "host": holder.get("host"), "claim": holder.get("holder")})
+        rundir.write_error(run_dir, exc, ctx.claim.info if ctx.claim is not None else {})
         ctx.progress.fail_run(str(exc))
+        if ctx.group is not None:
+            raise ctx.group.stopped(run_dir, exc) from exc
         return f"{run_dir}: {exc}"
-    _rebuild_results(ctx)  # results.jsonl/csv grow as runs finish
     return None
 
 
-def read_result(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MiadError(f"{path} is unreadable ({exc}); delete its run folder to redo the run") from None
-    if not isinstance(doc, dict) or doc.get("format") != RESULT_FORMAT:
-        raise MiadError(f"{path} is not a miad benchmark result; delete its run folder to redo the run")
-    return doc
-
-
 def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any]) -> None:
-    from miad.bench.tracking import log_run_end, open_run_tracker
-    from miad.evaluation import write_scores_csv
-    from miad.registry import get_method
-    from miad.runconfig import write_json_atomic, write_resolved_config
-
     cats = set(spec.categories)
     train = [s for s in ctx.samples if s.split == "train" and s.category in cats]
     test = [s for s in ctx.samples if s.split == "test" and s.category in cats]
@@ -248,34 +225,45 @@ def _execute(spec: RunSpec, ctx: Context, run_dir: Path, identity: dict[str, Any
     ctx.progress.start_run(spec.method, spec.setting, spec.seed, spec.config.epochs, state_dir.is_dir())
     det = get_method(spec.method)(spec.config)
     write_resolved_config(run_dir, det, setting=spec.setting, seed=spec.seed, categories=list(spec.categories))
+    selection = _selection(spec, test, state_dir)
+    if ctx.group is not None:
+        ctx.group.announce(spec.rel_dir)  # the other processes of this worker train the run with this one
     with open_run_tracker(ctx.tracking, spec, run_dir, det) as tracker:
-        ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker)
-        write_scores_csv(run_dir / "scores.csv", ev.rows)
+        ev, measured = _fit_and_test(det, train, test, ctx, run_dir, tracker, selection)
+        write_scores_csv(run_dir / rundir.SCORES, ev.rows)
         result = {
-            "format": RESULT_FORMAT, "version": RESULT_VERSION, **identity, "trained_on": list(det.trained_on),
-            "unified": spec.unified, "method_notes": det.run_notes(), "metrics": ev.metrics.to_dict(),
+            **identity, "trained_on": list(det.trained_on),
+            "unified": spec.unified, "processes": ctx.group.size if ctx.group else 1,
+            "method_notes": det.run_notes(), "metrics": ev.metrics.to_dict(),
             **measured, "history": det.history,
             "inference_ms_per_image": ev.ms_per_image, "predict_seconds": ev.seconds, "n_train": len(train),
             "n_test": len(test), "holdout": _holdout(det), **_provenance(ctx),
+            **({"selection": selection.summary(spec.config.epochs)} if selection else {}),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         _check_claim(ctx)
-        write_json_atomic(run_dir / "result.json", result)
+        rundir.write_result(run_dir, result)
         log_run_end(tracker, det, train, result, run_dir)
     shutil.rmtree(state_dir, ignore_errors=True)  # finished runs never resume; paper-sized weights are large
     ctx.progress.end_run(_summary(result))
 
 
-def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any):
+def _selection(spec: RunSpec, test: list[Sample], state_dir: Path) -> Any:
+    """The test-set selection of a paper-selection run (miad.selection), else None."""
+    rule = rule_for(spec.method, spec.protocol)
+    return SelectionOnTest(rule, test, state_dir) if rule is not None else None
+
+
+def _fit_and_test(det: Detector, train: list[Sample], test: list[Sample], ctx: Context, run_dir: Path, tracker: Any,
+                  selection: Any = None):
     """Fit (resuming from run_dir/state) and evaluate; (Evaluation, the run's time and memory measurements).
     `tracker` logs each epoch once its resume state is saved."""
-    from miad.bench.provenance import PeakMemory
-    from miad.evaluation import evaluate_detector
-
     this_process: list[dict[str, Any]] = []
 
     def on_epoch(row: dict[str, Any]) -> None:
-        _check_claim(ctx)  # taken over: stop training at once (the state of this epoch is saved)
+        if ctx.group is not None:  # taken over: every process stops training at once (this epoch is saved)
+            ctx.group.check_claim(ctx.claim)
+        _check_claim(ctx)
         this_process.append(row)
         ctx.progress.epoch(row)
         tracker.log_epoch(int(row["epoch"]), row)
@@ -283,7 +271,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     with PeakMemory(ctx.device) as peak:
         t0, cpu0 = time.perf_counter(), time.process_time()
         det.fit(train, device=ctx.device, progress=ctx.bars, state_dir=str(run_dir / "state"),
-                num_workers=ctx.num_workers, callback=on_epoch)
+                num_workers=ctx.num_workers, callback=on_epoch, selection=selection)
         fit_here = time.perf_counter() - t0
         ev = evaluate_detector(det, test, maps_path=run_dir / "maps.npz", progress=ctx.bars,
                                num_workers=ctx.num_workers)
@@ -296,7 +284,7 @@ def _fit_and_test(det: Any, train: list[Sample], test: list[Sample], ctx: Contex
     }
 
 
-def _holdout(det: Any) -> dict[str, Any] | None:
+def _holdout(det: Detector) -> dict[str, Any] | None:
     if det.holdout is None:
         return None
     return {"threshold": det.holdout.threshold, "category_thresholds": det.holdout.category_thresholds,
@@ -304,13 +292,9 @@ def _holdout(det: Any) -> dict[str, Any] | None:
 
 
 def _provenance(ctx: Context) -> dict[str, Any]:
-    from miad.bench.provenance import git_commit, host_info, package_versions
-
     return {"git_commit": git_commit(), "packages": package_versions(), "host": host_info(ctx.device)}
 
 
 def _summary(result: dict[str, Any]) -> str:
-    from miad.bench.results import headline
-
     return (f"done in {result['fit_seconds']:.1f} s fit, {result['inference_ms_per_image']:.1f} ms/image; "
             f"{headline(result)}")

@@ -7,8 +7,6 @@ surface vs logical, per uncontrolled factor (when the data has a manifest) and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from miad.bench.aggregate import (
     PROCEDURAL_MARK,
     Cell,
@@ -22,36 +20,17 @@ from miad.bench.aggregate import (
     summary_cells,
 )
 from miad.bench.factors import FACTOR_NAMES
+from miad.bench.protocol_table import selection_table
+from miad.bench.table_format import DASH, MAIN_METRICS, Table, fmt_cell
+from miad.data.defects import defect_group
 
-MAIN_METRICS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "aupro": "AUPRO (FPR <= 0.3)"}
-DASH = "–"
 PROCEDURAL_NOTE = (f"{PROCEDURAL_MARK} DRAEM trained on procedural anomaly textures, not DTD as the original code "
                    "(README: DRAEM anomaly textures).")
 
 
-@dataclass
-class Table:
-    key: str  # short identifier (HTML anchor)
-    title: str
-    header: list[str]
-    rows: list[list[str]]  # formatted cells; the first column is the row name
-    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to emphasise
-    note: str = ""
-
-
-def fmt_cell(cell: Cell | None, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
-    if cell is None or cell.mean is None:
-        return DASH
-    sign = "+" if signed else ""
-    text = f"{scale * cell.mean:{sign}.{digits}f}"
-    if cell.std is not None:
-        text += f" ± {scale * cell.std:.{digits}f}"
-    return text + ("*" if cell.partial else "")
-
-
 def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]:
-    """Cells holding the highest mean of their column (axis='column') or row, unless all values there tie;
-    partial summaries do not compete."""
+    """Cells holding the highest mean of their column (axis='column') or row as shown (fmt_cell's 0.1 points, so
+    two cells that read the same are both bold), unless all values there tie; partial summaries do not compete."""
     best: set[tuple[int, int]] = set()
     n_rows, n_cols = len(grid), len(grid[0]) if grid else 0
     lines = [[(i, j) for i in range(n_rows)] for j in range(n_cols)] if axis == "column" else \
@@ -59,7 +38,7 @@ def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]
     for line in lines:
         means = {(i, j): grid[i][j].mean for i, j in line
                  if grid[i][j] is not None and grid[i][j].mean is not None and not grid[i][j].partial}
-        rounded = {k: round(m, 6) for k, m in means.items()}
+        rounded = {k: float(fmt_cell(Cell({0: m}))) for k, m in means.items()}  # the value a reader compares
         if len(set(rounded.values())) >= 2:  # an all-way tie has no best
             top = max(rounded.values())
             best |= {(i, j + 1) for (i, j), m in rounded.items() if m == top}
@@ -72,7 +51,7 @@ def _seeds_note(rows: list[Row], bold: bool = True) -> str:
         text = f"Values in %: mean ± std over seeds {', '.join(map(str, seeds))} (where a method has several)."
     else:
         text = f"Values in %, seed {seeds[0]}." if seeds else "Values in %."
-    return text + (" Best in bold." if bold else "")
+    return text + (" Best in bold (ties: each; none where every method ties)." if bold else "")
 
 
 def main_table(rows: list[Row], metric: str) -> Table:
@@ -94,8 +73,6 @@ def defect_table(rows: list[Row], metric: str) -> Table:
     order = {c: i for i, c in enumerate(ordered_categories(r["category"] for r in rows))}
     keys = sorted({(r["category"], r["subset"]) for r in rows}, key=lambda k: (order[k[0]], k[1]))
     per = cells(rows, metric, lambda r: f"{r['category']}/{r['subset']}")
-    from miad.data.defects import defect_group
-
     grid = [[per.get((lab, f"{c}/{t}")) for lab in labels] for c, t in keys]
     body = [[f"{c} / {t}", defect_group(c, t)] + [fmt_cell(x) for x in line] for (c, t), line in zip(keys, grid)]
     bold = {(i, j + 1) for i, j in _bold_best(grid, "row")}  # shifted past the group column
@@ -209,6 +186,9 @@ def build_tables(rows: list[Row]) -> list[Table]:
         tables.append(factors)
     if select(rows, "run"):
         tables.append(cost_table(rows))
+    chosen = selection_table(rows)  # only when paper-selection runs exist (--protocol)
+    if chosen is not None:
+        tables.append(chosen)
     for table in tables:
         if any(PROCEDURAL_MARK in str(row[0]) for row in table.rows):
             table.note = f"{table.note} {PROCEDURAL_NOTE}".strip()

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from miad.bench.figures import run_rows
+from miad.detector import Detector
 from miad.tracking import RunInfo, Tracker, open_tracker
+from miad.tracking.content import final_step, fit_statistics, heldout_heatmaps, run_params, test_metrics
+from miad.train import finished_epochs
 
 
 @dataclass(frozen=True)
@@ -25,11 +29,8 @@ def experiment_name(out: Path) -> str:
     return f"miad benchmark {Path(out).resolve()}"
 
 
-def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, det: Any) -> Tracker:
+def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, det: Detector) -> Tracker:
     """The tracker of one benchmark run (spec: a RunSpec), holding the epochs of its resume state."""
-    from miad.tracking.content import run_params
-    from miad.train import finished_epochs
-
     if tracking is None or not tracking.loggers:
         return Tracker([])
     tags = {"method": spec.method, "scenario": spec.setting, "seed": str(spec.seed), "preset": tracking.preset,
@@ -42,12 +43,9 @@ def open_run_tracker(tracking: BenchTracking | None, spec: Any, run_dir: Path, d
     return tracker
 
 
-def log_run_end(tracker: Tracker, det: Any, train: list[Any], result: dict[str, Any], run_dir: Path) -> None:
+def log_run_end(tracker: Tracker, det: Detector, train: list[Any], result: dict[str, Any], run_dir: Path) -> None:
     """A finished run's test metrics, fit statistics and time, then its Figure A.1 rows and held-out heat maps
     (run_dir holds result.json, scores.csv and maps.npz by now)."""
-    from miad.bench.figures import run_rows
-    from miad.tracking.content import final_step, fit_statistics, heldout_heatmaps, test_metrics
-
     step = final_step(det)
     tracker.log_metrics({**test_metrics(result["metrics"]), **fit_statistics(det),
                          "fit/seconds": result["fit_seconds"], "fit/threshold": det.threshold,

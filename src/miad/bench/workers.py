@@ -1,18 +1,13 @@
-"""Benchmark worker processes: `--jobs N` on one machine, and the function SLURM jobs run.
+"""Benchmark worker processes on one machine (`--jobs N`); each runs `miad.bench.worker` on the output folder.
 
-A worker needs only the output folder: it reads the command recorded there (`benchmark.json`) and runs it, so it
-claims runs exactly as a second `miad benchmark` command on the folder would. On one machine each worker is
+On one machine each worker is
 pinned to one visible GPU (round robin when there are more workers than GPUs), or, without GPUs, gets cores/N
 threads (a user's own OMP_NUM_THREADS wins). The parent shows one line per started, finished or failed run;
 each worker's own output goes to `OUT/jobs/worker<i>.log`, each run's to its `run.log`.
-
-    python -m miad.bench.workers OUT [--device auto] [--num-workers 0]    # one more worker on OUT
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,21 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from miad.bench.claims import generations
+from miad.bench.outputs import write_outputs
+from miad.bench.progress import format_duration
+from miad.bench.results import headline
+from miad.bench.rundir import error_of, error_record, is_finished, read_result
 from miad.errors import MiadError
-
-
-def work(out: str | Path, device: str = "auto", num_workers: int = 0, progress: bool = True,
-         loggers: list[str] | None = None) -> list[str]:
-    """Be one more worker of the benchmark recorded in `out`; the runs this worker saw fail."""
-    from miad.bench.command import read_command
-    from miad.bench.runner import run_benchmark
-
-    cmd = read_command(Path(out))
-    data = cmd["data"] if cmd["data"] == "builtin" else cmd["data_root"]
-    result = run_benchmark(data, methods=cmd["methods"], scenarios=cmd["scenarios"], preset=cmd["preset"],
-                           seeds=cmd["seeds"], unified=cmd["unified"], out=out, overrides=cmd["overrides"],
-                           device=device, progress=progress, num_workers=num_workers, loggers=loggers)
-    return result.failed
 
 
 def logger_args(loggers: list[str] | None) -> list[str]:
@@ -55,8 +43,6 @@ def visible_gpus(device: str) -> list[str]:
         return []
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         return [g.strip() for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
-    import torch
-
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
@@ -72,8 +58,6 @@ def worker_env(index: int, jobs: int, gpus: list[str]) -> dict[str, str]:
 def run_local_workers(out: Path, specs: list, jobs: int, device: str, num_workers: int, progress: bool,
                       loggers: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
     """Start `jobs` workers on `out`, show their progress, wait; (rows, outputs, failures) as run_benchmark."""
-    from miad.bench.outputs import write_outputs
-
     out = Path(out).resolve()
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     gpus = visible_gpus(device)
@@ -85,7 +69,7 @@ def run_local_workers(out: Path, specs: list, jobs: int, device: str, num_worker
         for i in range(jobs):
             with open(out / "jobs" / f"worker{i}.log", "w") as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "miad.bench.workers", str(out), "--device", device,
+                    [sys.executable, "-m", "miad.bench.worker", str(out), "--device", device,
                      "--num-workers", str(num_workers), *logger_args(loggers)], env=worker_env(i, jobs, gpus),
                     stdout=log,
                     stderr=subprocess.STDOUT))
@@ -124,14 +108,12 @@ class RunMonitor:
             print(text, file=sys.stderr, flush=True)
 
     def _state_of(self, rel: str) -> str:
-        from miad.bench.claims import generations
-
         run_dir = self.out / rel
-        if (run_dir / "result.json").is_file():
+        if is_finished(run_dir):
             return "done"
         if generations(run_dir):
             return "running"
-        return "failed" if (run_dir / "error.json").is_file() else "waiting"
+        return "failed" if error_record(run_dir) is not None else "waiting"
 
     def update(self) -> None:
         for spec in self.specs:
@@ -142,8 +124,6 @@ class RunMonitor:
             self.say(self._line(spec, new))
 
     def _line(self, spec: Any, state: str) -> str:
-        from miad.bench.progress import format_duration
-
         run_dir = self.out / spec.rel_dir
         label = f"{spec.method} / {spec.setting} / seed {spec.seed}"
         settled = sum(v in ("done", "failed") for v in self.state.values())
@@ -154,47 +134,11 @@ class RunMonitor:
         if state == "running":
             return f"{head}: started | elapsed {format_duration(elapsed)}"
         if state == "done":
-            from miad.bench.results import headline
-            from miad.bench.runner import read_result
-
-            return f"{head}: {headline(read_result(run_dir / 'result.json'))} | elapsed {format_duration(elapsed)}{eta}"
-        return f"{head}: FAILED: {_error_of(run_dir)} | elapsed {format_duration(elapsed)}{eta}"
+            return f"{head}: {headline(read_result(run_dir))} | elapsed {format_duration(elapsed)}{eta}"
+        return f"{head}: FAILED: {error_of(run_dir)} | elapsed {format_duration(elapsed)}{eta}"
 
     def unsettled(self) -> list[str]:
         return [rel for rel, state in self.state.items() if state not in ("done", "failed")]
 
     def failures(self) -> list[str]:
-        return [f"{self.out / rel}: {_error_of(self.out / rel)}" for rel, st in self.state.items() if st == "failed"]
-
-
-def _error_of(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "error.json").read_text(encoding="utf-8")).get("error", "?")
-    except (OSError, ValueError):
-        return "?"
-
-
-def main(argv: list[str] | None = None) -> int:
-    import miad.cli  # noqa: F401  (the OpenMP wait policy, before torch loads)
-    from miad.commands._common import parse_workers
-
-    parser = argparse.ArgumentParser(prog="python -m miad.bench.workers", description=__doc__.splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--num-workers", type=parse_workers, default=0)
-    parser.add_argument("--logger", action="append", default=None)
-    args = parser.parse_args(argv)
-    if "OMP_NUM_THREADS" in os.environ:
-        import torch
-
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    try:
-        failed = work(args.out, args.device, args.num_workers, loggers=args.logger)
-    except MiadError as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 1
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return [f"{self.out / rel}: {error_of(self.out / rel)}" for rel, st in self.state.items() if st == "failed"]

@@ -39,9 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partition", help="SLURM partition (--executor slurm)")
     p.add_argument("--gpus-per-job", type=_count, default=1,
                    help="GPUs per SLURM job, one worker each (default 1; 0: one CPU worker per job)")
+    p.add_argument("--gpus-per-run", type=_positive, default=1,
+                   help="--executor slurm: the tasks (GPUs) of each job train every run together with "
+                        "DistributedDataParallel, one worker per job (default 1: one worker per GPU)")
     p.add_argument("--time-limit", type=_positive, default=24 * 60, metavar="MINUTES",
                    help="SLURM time limit per job in minutes (default 1440); a job cut off mid-run is resumed by "
                         "another")
+    p.add_argument("--protocol", default="held-out", metavar="held-out|paper-selection",
+                   help="held-out (default): never looks at test data; paper-selection: the peers' model selection on "
+                        "the TEST set (miad.selection), its runs marked 'selected on test'; a comma list runs both "
+                        "side by side, each in its own run folder, with a table of the difference")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild results, tables, figures and report in --out from its finished runs")
     add_logger(p)
@@ -80,7 +87,7 @@ def _count(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from miad.bench.progress import format_duration
     from miad.bench.runner import prepare_benchmark, run_benchmark
-    from miad.runconfig import resolve_overrides
+    from miad.config import resolve_overrides
 
     if args.report_only:
         return _report_only(args.out)
@@ -90,21 +97,30 @@ def run(args: argparse.Namespace) -> int:
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size)
     if "seed" in overrides and args.seeds:
         raise ConfigError("--set seed=... and --seeds both given; pass the seeds with --seeds only")
+    protocols = _protocols(args.protocol, args.methods)
     plan = dict(data=args.data, methods=args.methods, scenarios=args.scenarios, preset=args.preset, seeds=args.seeds,
                 unified=args.unified, out=args.out, overrides=overrides, device=args.device,
-                progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger)
+                progress=not args.quiet, num_workers=args.num_workers, loggers=args.logger, protocols=protocols)
     if args.executor == "slurm":
-        from miad.bench.slurm import check_executor, submit_workers
+        from miad.bench.slurm import check_executor, check_gpus_per_run, submit_workers
 
+        check_gpus_per_run(args.gpus_per_run, args.gpus_per_job)
         check_executor()  # a missing submitit or sbatch is reported before anything is indexed or written
         ctx, _ = prepare_benchmark(**plan)
         jobs = submit_workers(ctx.out, args.jobs, args.partition, args.gpus_per_job, args.time_limit,
-                              args.device, args.num_workers, args.logger)
+                              args.device, args.num_workers, args.logger, gpus_per_run=args.gpus_per_run)
         print(f"submitted {len(jobs)} SLURM job(s) ({', '.join(j.job_id for j in jobs[:3])}"
               f"{' ...' if len(jobs) > 3 else ''}); their logs: {ctx.out / 'slurm'}; the tables appear in "
               f"{ctx.out} when the last run finishes (or: miad benchmark --report-only --out {ctx.out})")
         return 0
+    if args.gpus_per_run > 1:
+        raise ConfigError(f"--gpus-per-run {args.gpus_per_run} is for --executor slurm; on this machine start one "
+                          f"such worker as torchrun --nproc_per_node={args.gpus_per_run} -m miad benchmark ...")
     result = run_benchmark(**plan, jobs=args.jobs)
+    from miad import distributed
+
+    if not distributed.is_main():  # under torchrun the other ranks only trained: rank 0 reports
+        return 0
     if result.outputs:
         print(f"benchmark finished in {format_duration(result.seconds)}; wrote:")
         for name, path in result.outputs.items():
@@ -113,6 +129,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"benchmark finished in {format_duration(result.seconds)}; the worker that finished the last run "
               f"wrote the tables in {result.out}")
     return report_failures(result.failed)
+
+
+def _protocols(text: str, methods: str) -> list[str]:
+    """The --protocol list; says which methods paper-selection leaves unchanged (no run is added for them)."""
+    from miad.bench.plan import resolve_methods
+    from miad.selection import PAPER_SELECTION, no_rule_note, parse_protocols, rule_for
+
+    protocols = parse_protocols(text)
+    if PAPER_SELECTION in protocols:
+        for method in resolve_methods(methods):
+            if rule_for(method, PAPER_SELECTION) is None:
+                print(no_rule_note(method))
+    return protocols
 
 
 def _report_only(out: str) -> int:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: held-out)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images scored per batch")
     add_device(p)
     p.set_defaults(func=run)
 

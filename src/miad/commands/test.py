@@ -23,23 +23,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from miad.atomic import write_json_atomic
+    from miad.config import write_resolved_config
+    from miad.data.index import load_samples, split_samples
     from miad.evaluation import evaluate_detector, write_scores_csv
     from miad.registry import load
-    from miad.runconfig import load_samples, split, write_json_atomic, write_resolved_config
 
     det = load(args.checkpoint, device=_device(args.device))
     scenario = args.scenario or (",".join(det.trained_on) if det.trained_on else "all")
-    test = split(load_samples(args.data, scenario), "test")
+    test = split_samples(load_samples(args.data, scenario), "test")
     out = output_folder(args.out) if args.out else None
     ev = evaluate_detector(det, test, batch_size=args.batch_size, num_workers=args.num_workers,
                            maps_path=out / "maps.npz" if out else None, threshold=args.threshold)
     f1_thr = f1_at_thresholds(ev.rows)
     print(format_metrics(ev.metrics, f1_thr))
     print(f"{len(test)} test images, {ev.ms_per_image:.1f} ms/image")
+    from miad.selection import MARK, PAPER_SELECTION, selected_on_test
+
+    chosen = {"protocol": PAPER_SELECTION, "mark": MARK} if selected_on_test(det.history) else {}
+    if chosen:
+        print(f"note: this model was {MARK} (trained with --protocol {PAPER_SELECTION}): optimistic metrics")
     if out:
         write_scores_csv(out / "scores.csv", ev.rows)
         write_json_atomic(out / "metrics.json", {**ev.metrics.to_dict(), "f1_at_threshold": f1_thr,
-                                                 "ms_per_image": ev.ms_per_image, "checkpoint": args.checkpoint})
+                                                 "ms_per_image": ev.ms_per_image, "checkpoint": args.checkpoint,
+                                                 **chosen})
         write_resolved_config(out, det, checkpoint=str(args.checkpoint), trained_on=det.trained_on)
         print(f"wrote {out}/metrics.json, scores.csv, maps.npz")
     return 0

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (JSON or string)")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--out", required=True, help="output folder (model.pt, config.yaml, history.json)")
+    p.add_argument("--protocol", default="held-out", choices=("held-out", "paper-selection"),
+                   help="held-out (default): never looks at test data; paper-selection: the peers' model selection "
+                        "on the TEST set's pixel AUROC (miad.selection), outputs marked 'selected on test'")
     p.add_argument("--restart", action="store_true",
                    help="train from scratch even if --out holds a resume state or a model of another run")
     p.add_argument("--no-image-cache", dest="image_cache", action="store_false",
@@ -33,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from miad import distributed
-    from miad.data.index import resolve_data_root
+    from miad.config import resolve_overrides
+    from miad.data.index import load_samples, resolve_data_root, split_samples
     from miad.folder_lock import FolderLock
     from miad.registry import get_method, make_config
-    from miad.runconfig import load_samples, resolve_overrides, split
     from miad.tracking import resolve_loggers
     from miad.train_out import training_identity
 
@@ -46,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = resolve_overrides(args.set, args.config, batch_size=args.batch_size, seed=args.seed)
     config = make_config(args.method, args.preset, **overrides)
     root = resolve_data_root(args.data)
-    train = split(load_samples(str(root), args.scenario), "train")
+    samples = load_samples(str(root), args.scenario)
+    train = split_samples(samples, "train")
     out = output_folder(args.out)
-    wanted = training_identity(args.method, config, train, root)
+    selection = _selection(args, split_samples(samples, "test"), out, main)
+    wanted = training_identity(args.method, config, train, root, protocol=args.protocol if selection else None)
     with contextlib.ExitStack() as stack:
         if main:  # rank 0 alone holds the lock and decides; the other ranks follow its decision
             stack.enter_context(FolderLock(out))
@@ -58,7 +63,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"already trained: {out / 'model.pt'}; pass --restart to train again")
             return 0
         det = get_method(args.method)(config)  # built only now: loading pretrained weights takes a while
-        return _fit_and_write(args, det, train, out, wanted, plan, device, main)
+        return _fit_and_write(args, det, train, out, wanted, plan, device, main, selection)
+
+
+def _selection(args, test, out: Path, main: bool):
+    """The test-set selection --protocol paper-selection asks for, or None (held-out, or a method without one)."""
+    from miad.selection import SelectionOnTest, no_rule_note, rule_for
+    from miad.train_out import STATE_DIR
+
+    rule = rule_for(args.method, args.protocol)
+    if args.protocol != "held-out" and rule is None:
+        if main:
+            print(no_rule_note(args.method))
+        return None
+    return SelectionOnTest(rule, test, out / STATE_DIR) if rule else None
 
 
 def _decide(out: Path, wanted: dict, restart: bool, main: bool):
@@ -80,35 +98,43 @@ def _decide(out: Path, wanted: dict, restart: bool, main: bool):
     return decision
 
 
-def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool) -> int:
+def _fit_and_write(args, det, train, out: Path, wanted: dict, plan, device: str, main: bool, selection=None) -> int:
     from miad import distributed
-    from miad.checkpoint import save_checkpoint
-    from miad.runconfig import write_json_atomic, write_resolved_config
+    from miad.atomic import write_json_atomic
+    from miad.config import write_resolved_config
     from miad.train_out import STATE_DIR, finish
 
     if main:
         cats = ", ".join(wanted["scenarios"])
-        print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {cats}")
+        from miad.selection import MARK
+
+        print(f"training {det.name} ({args.preset}) on {len(train)} normal images of {cats}"
+              + (f"; model {MARK} (--protocol paper-selection)" if selection else ""))
         if plan.resume_after:
             print(f"resuming from {out / STATE_DIR}: {plan.resume_after} of {det.config.epochs} epochs done")
     with _open_tracker(args, det, out, wanted, main) as tracker:
         t0 = time.perf_counter()
         det.fit(train, device=device, state_dir=str(out / STATE_DIR), num_workers=args.num_workers, progress=main,
-                image_cache=args.image_cache,
+                image_cache=args.image_cache, selection=selection,
                 callback=lambda row: tracker.log_epoch(int(row["epoch"]), row))  # rank 0's tracker logs
         seconds = time.perf_counter() - t0
         if not main:
             return 0
         _log_end(tracker, det, train, seconds)
         # model.pt last: it marks the run finished (with its identity), then the resume state goes
+        chosen = {"selection": selection.summary(det.config.epochs)} if selection else {}
         write_json_atomic(out / "history.json", {"fit_seconds": seconds, "epochs": det.history,
-                                                 "trained_on": det.trained_on})
+                                                 "trained_on": det.trained_on, **chosen})
         write_resolved_config(out, det, preset=args.preset, data=str(args.data), scenario=args.scenario,
-                              world_size=distributed.world_size())
-        save_checkpoint(det, out / "model.pt", identity=wanted)
+                              world_size=distributed.world_size(), **chosen)
+        det.save(out / "model.pt", identity=wanted)
     finish(out)  # after the tracker closed: its MLflow run id stays in the state until the run is logged
     thr = f"{det.threshold:.6g}" if det.threshold is not None else "none (no held-out images)"
     print(f"fitted in {seconds:.1f} s; threshold from held-out normal images: {thr}")
+    if selection is not None:
+        stop = f", stopped early at epoch {selection.stopped_at}" if selection.stopped else ""
+        print(f"selected on test: kept epoch {selection.best_epoch} of {det.config.epochs} (test pixel AUROC "
+              f"{selection.best_metric:.4f}{stop})")
     print(f"wrote {out / 'model.pt'}")
     return 0
 

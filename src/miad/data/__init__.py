@@ -8,6 +8,7 @@ from miad.data.index import (
     categories_of,
     detect_format,
     index_dataset,
+    load_samples,
     resolve_data_root,
     split_samples,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "index_mvtec",
     "is_image_file",
     "load_mask",
+    "load_samples",
     "load_rgb",
     "resolve_data_root",
     "split_samples",

@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
+from miad.atomic import atomic_path
 from miad.data import cache_store as store
 from miad.data.fingerprint import data_fingerprint
 from miad.data.io import load_rgb
@@ -114,8 +116,6 @@ class DecodedImages:
         missing = np.flatnonzero(~self.filled).tolist()
         if not missing:
             return
-        from tqdm.auto import tqdm
-
         ds = DecodeDataset(self.files, self.size, self.resize)
         loader = DataLoader(ds, batch_sampler=[missing[i : i + batch_size] for i in range(0, len(missing),
                             batch_size)], num_workers=num_workers, collate_fn=as_list,
@@ -199,8 +199,6 @@ def _new_file(folder: Path, key: str, nbytes: int, shape: tuple[int, ...]) -> tu
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
-    from miad.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
 

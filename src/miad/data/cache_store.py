@@ -60,7 +60,7 @@ def disk_limit() -> int:
 
 
 def images_dir() -> Path:
-    from miad.data.builtin import cache_dir
+    from miad.data.builtin import cache_dir  # here: the builtin module loads the scene renderers
 
     return cache_dir() / "images"
 

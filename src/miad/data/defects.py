@@ -1,7 +1,7 @@
 """MIAD's scenarios and defect types (appendix Table A.1) and the surface / logical grouping.
 
 This is the one editable table for the grouping. The paper separates surface and logical anomalies but publishes
-no per-type list; we follow the reading in the project notes: cracks, broken parts, weld beading, weld pits and
+no per-type list; this reading is miad's own (not the paper's): cracks, broken parts, weld beading, weld pits and
 foreign bodies change texture or shape locally (surface); missing or loose parts are normal-looking parts in a
 wrong configuration (logical). The real release's defect folder names are not all known, so indexers discover
 them from `test/*`; these names are the ones the built-in generator writes.

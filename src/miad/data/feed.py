@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from miad.data.cache import DecodeDataset, DecodedImages
+from miad.data.dataset import ImageDataset
 from miad.errors import ConfigError, DataError
 from miad.preprocess import normalize
 
@@ -81,8 +82,6 @@ class EpochBatches:
 
 def image_source(dataset: Dataset) -> tuple[Any, list[int]] | None:
     """(the ImageDataset under `dataset`, its sample indices) for an ImageDataset or nested Subsets of one."""
-    from miad.data.dataset import ImageDataset
-
     indices: list[int] | None = None
     while isinstance(dataset, Subset):
         outer = list(dataset.indices)

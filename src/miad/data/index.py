@@ -83,7 +83,7 @@ def resolve_data_root(data: str | Path) -> Path:
     """The folder behind `--data`: 'builtin' is the generated mini-MIAD (made on first use), anything else
     must be an existing directory."""
     if str(data) == "builtin":
-        from miad.data.builtin import builtin_root  # lazy: generating data is only needed for 'builtin'
+        from miad.data.builtin import builtin_root  # here: only 'builtin' needs the generator's modules
 
         return Path(builtin_root())
     path = Path(data).expanduser()
@@ -91,6 +91,21 @@ def resolve_data_root(data: str | Path) -> Path:
         what = "is a file, not a folder" if path.exists() else "does not exist"
         raise DataError(f"{data}: the data folder {what}; pass an existing folder, or 'builtin' (mini-MIAD)")
     return path
+
+
+def load_samples(data: str | Path, scenario: str | Sequence[str] | None = "all") -> list[Sample]:
+    """Index `data` (a path or 'builtin') and keep the requested scenario(s): a name, a comma list or a sequence
+    of names; 'all' or None keeps every category."""
+    root = resolve_data_root(data)
+    wanted = None
+    if isinstance(scenario, str) and scenario != "all":
+        wanted = [s.strip() for s in scenario.split(",") if s.strip()]
+    elif scenario is not None and not isinstance(scenario, str):
+        wanted = list(scenario)
+    samples = index_dataset(root, categories=wanted)
+    if not samples:
+        raise DataError(f"no images found under {root}; run `miad data check {root}` to see why")
+    return samples
 
 
 def split_samples(samples: Sequence[Sample], split: str) -> list[Sample]:

@@ -218,7 +218,7 @@ def load_rgb(path: str | Path, size: Size | None = None, resize: str = "pil_draf
 def _resize_full(rgb: Image.Image, target: tuple[int, int], resize: str) -> Image.Image:
     if resize == "pil":
         return rgb.resize(target, Image.Resampling.BILINEAR)
-    import cv2
+    import cv2  # here: OpenCV takes a while to import; only the opencv resize needs it
 
     return Image.fromarray(cv2.resize(np.asarray(rgb), target, interpolation=cv2.INTER_LINEAR))
 

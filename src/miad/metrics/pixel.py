@@ -1,8 +1,9 @@
 """Pixel-level metrics: pixel AUROC, AP, F1-max and AUPRO over all pixels of a set of maps.
 
-Conventions (MVTec AD, see the project notes): every pixel of every image counts, normal images contribute
-all-zero masks; AUPRO regions are 8-connected components of each image's mask (scipy.ndimage.label with a 3x3
-structure), PRO is the mean over all regions of the whole set, FPR counts the normal pixels of all images.
+Conventions (MVTec AD's, as its IJCV 2021 paper by Bergmann et al. defines PRO): every pixel of every image counts,
+normal images contribute all-zero masks; AUPRO regions are 8-connected components of each image's mask
+(scipy.ndimage.label with a 3x3 structure), PRO is the mean over all regions of the whole set, FPR counts the
+normal pixels of all images.
 Ranks come from `miad.metrics.ranks` (no sort of all pixels, no float64 copy: see the dtype policy in
 `miad.metrics.inputs`). Memory beyond the inputs: the anomalous pixels, and per worker thread ~100 MB of chunk
 temporaries plus count tables of 8 bytes per bucket and per distinct anomalous score (~60 MB at 1,000 maps).

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from miad.errors import ConfigError
+from miad.tracking.csv_log import CsvBackend
+from miad.tracking.mlflow_log import MlflowBackend
+from miad.tracking.tensorboard_log import TensorBoardBackend
 
 LOGGERS = ("none", "csv", "tensorboard", "mlflow")
 DEFAULT_LOGGERS = ("csv",)
 _PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # logger -> the module (and miad extra) it needs
-
-# History keys -> tracker scalar names (grouped as TensorBoard shows them); other keys keep their own name.
-SCALAR_NAMES = {"train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr",
-                "images_per_second": "speed/images_per_second", "seconds": "time/epoch_seconds"}
 
 
 def resolve_loggers(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -111,25 +110,8 @@ class Tracker:
 
 def open_tracker(names: Sequence[str], run: RunInfo) -> Tracker:
     """The back-ends `names` (from `resolve_loggers`) for `run`, each already holding `run.done`'s epochs."""
-    backends: list[Any] = []
-    for name in names:
-        if name == "csv":
-            from miad.tracking.csv_log import CsvBackend as kind
-        elif name == "tensorboard":
-            from miad.tracking.tensorboard_log import TensorBoardBackend as kind
-        else:
-            from miad.tracking.mlflow_log import MlflowBackend as kind
-        backends.append(kind(run))
-    return Tracker(backends)
-
-
-def scalar_name(key: str) -> str:
-    return SCALAR_NAMES.get(key, key)
-
-
-def flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Config values as hyper-parameters: numbers, strings and booleans stay; lists and None become text."""
-    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
+    kinds = {"csv": CsvBackend, "tensorboard": TensorBoardBackend, "mlflow": MlflowBackend}
+    return Tracker([kinds[name](run) for name in names])
 
 
 def _is_number(value: Any) -> bool:

@@ -9,28 +9,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from miad.data.io import load_rgb
+from miad.detector import Detector
 from miad.types import Sample
+from miad.visual import normal_color_range, overlay
 
 HEATMAPS = 4  # held-out images shown at the end of a training run
 
 
-def run_params(det: Any, **extra: Any) -> dict[str, Any]:
+def run_params(det: Detector, **extra: Any) -> dict[str, Any]:
     """The hyper-parameters of a run: the method, the command's choices (preset, data...) and the config."""
     return {"method": det.name, **extra, **det.config.to_dict()}
 
 
-def final_step(det: Any) -> int:
+def final_step(det: Detector) -> int:
     """The step at which end-of-run results are logged: the last epoch (0 for methods without epochs)."""
     return len(det.history)
 
 
 @torch.no_grad()
-def heldout_heatmaps(det: Any, train: Sequence[Sample], limit: int = HEATMAPS) -> dict[str, np.ndarray]:
+def heldout_heatmaps(det: Detector, train: Sequence[Sample], limit: int = HEATMAPS) -> dict[str, np.ndarray]:
     """'heldout/<category>_<stem>' -> the image overlaid with its map on the held-out normal scale (what the
     detector would flag: a normal image should stay dark), for the first `limit` held-out images."""
-    from miad.data.io import load_rgb
-    from miad.visual import normal_color_range, overlay
-
     samples = det.heldout_samples(train)[:limit]
     if not samples or det.holdout is None:
         return {}
@@ -43,7 +43,7 @@ def heldout_heatmaps(det: Any, train: Sequence[Sample], limit: int = HEATMAPS) -
             for s, amap in zip(samples, maps)}
 
 
-def fit_statistics(det: Any) -> dict[str, float]:
+def fit_statistics(det: Detector) -> dict[str, float]:
     """'fit/<name>' of a method's fit statistics (PatchCore: bank size, feature and coreset seconds)."""
     stats = getattr(det, "fit_stats", None) or {}
     return {f"fit/{k}": v for k, v in stats.items()}

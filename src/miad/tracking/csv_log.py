@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from miad.atomic import write_text_atomic
+
 FILE = "metrics.csv"
 COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "images_per_second", "seconds")  # then any others
 
@@ -32,8 +34,6 @@ class CsvBackend:
         self._write()
 
     def _write(self) -> None:
-        from miad.runconfig import write_text_atomic
-
         present = {k for r in self.rows for k in r}
         columns = [c for c in COLUMNS if c in present or c == "epoch"]
         columns += sorted(present - set(columns))

@@ -7,6 +7,7 @@ resumed run logs into the same MLflow run; epochs the killed process saved but h
 then (MLflow keeps every value logged at a step, so an epoch already there is never logged twice). `--restart`
 removes that folder: a new MLflow run. SQLite on a network file system is unsafe with several writers: a
 warning says so.
+mlflow (the `mlflow` extra) is imported where it is used: miad works without it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from miad.atomic import write_json_atomic
 from miad.errors import ConfigError
-from miad.tracking import flat_params, scalar_name
+from miad.tracking.names import flat_params, scalar_name
 
 RUN_FILE = "mlflow_run.json"
 DB_FILE = "mlflow.db"
@@ -127,8 +129,6 @@ class MlflowBackend:
         return found.info.run_id
 
     def _create(self, run: Any, uri: str) -> str:
-        from miad.runconfig import write_json_atomic
-
         created = self.client.create_run(self._experiment(run), run_name=run.run_name, tags=dict(run.tags))
         write_json_atomic(self.id_file, {"run_id": created.info.run_id, "tracking_uri": uri})
         return created.info.run_id

@@ -7,6 +7,7 @@ process may have saved an epoch's state without logging it. So the back-end repl
 folder's earlier event files and logs the resume state's finished epochs again into a new file (with
 `purge_step=0`, so that even an old file left in place would be hidden), then continues. The state's history is
 the record of what happened; only the original wall-clock times of the replayed epochs are lost.
+TensorBoard's writer (the `tensorboard` extra) is imported where it is used: miad works without it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from miad.tracking import flat_params, scalar_name
+from miad.tracking.names import flat_params, scalar_name
 
 FOLDER = "tensorboard"
 _EVENTS = "events.out.tfevents.*"

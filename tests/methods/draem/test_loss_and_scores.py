@@ -15,6 +15,7 @@ from miad.methods.draem.detector import DraemDetector
 from miad.methods.draem.losses import draem_loss, focal_loss, ssim_loss
 from miad.registry import create, load
 from miad.train import seed_training_rng
+from miad.types import Prediction
 
 
 def test_focal_loss_matches_a_hand_computed_value():
@@ -55,24 +56,14 @@ def test_loss_is_float32_under_autocast():
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
-class _FixedLogits(nn.Module):
-    """Stands in for DraemModel: returns preset segmentation logits."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.logits = logits
-
-    def forward(self, images):
-        return images, self.logits
-
-
 def test_map_is_the_softmax_anomaly_channel_and_score_the_max_of_its_21x21_mean():
     det = create("draem", "quick", pretrained=False, image_size=64, score_kernel=21)  # the paper preset's window
     logits = torch.full((2, 2, 64, 64), 0.0)
     logits[0, 1, 10:12, 20:22] = 8.0  # a small confident blob in image 0
     logits[1, 1] = 1.0  # image 1: everywhere mildly anomalous
-    det.model = _FixedLogits(logits)
-    pred = det._predict(torch.zeros(2, 3, 64, 64))
+    det.model.reconstruct_and_segment = lambda images: (images, logits)  # the model's head on preset logits
+    score, maps = det.model(torch.zeros(2, 3, 64, 64))
+    pred = Prediction(score, maps)
     probs = logits.softmax(1)[:, 1]
     torch.testing.assert_close(pred.anomaly_map, probs)
     torch.testing.assert_close(pred.image_score, ops.max_score(ops.mean_filter(probs, 21)))

@@ -47,7 +47,7 @@ def test_shapes_and_the_discriminator_sees_reconstruction_then_input():
     seen = {}
     model.discriminative.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
     images = torch.rand(2, 3, 64, 64)
-    recon, logits = model(images)
+    recon, logits = model.reconstruct_and_segment(images)
     assert recon.shape == (2, 3, 64, 64) and logits.shape == (2, 2, 64, 64)
     assert torch.equal(seen["x"][:, :3], recon) and torch.equal(seen["x"][:, 3:], images)
 

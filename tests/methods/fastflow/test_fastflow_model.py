@@ -130,11 +130,13 @@ def test_inference_graph_exports_to_onnx_and_matches_torch(tmp_path):
         (images,),
         str(path),
         input_names=["images"],
-        output_names=["maps"],
+        output_names=["scores", "maps"],
         dynamic_axes={"images": {0: "batch"}},
         dynamo=False,
     )
     batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    (maps,) = ort.InferenceSession(str(path)).run(None, {"images": batch.numpy()})
+    scores, maps = ort.InferenceSession(str(path)).run(None, {"images": batch.numpy()})
     with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(maps), model(batch), rtol=1e-4, atol=1e-5)
+        want_scores, want_maps = model(batch)
+        torch.testing.assert_close(torch.from_numpy(maps), want_maps, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(scores), want_scores, rtol=1e-4, atol=1e-5)

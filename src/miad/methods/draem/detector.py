@@ -13,13 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from miad import ops
 from miad.detector import GradientDetector
 from miad.methods.draem.losses import draem_loss
 from miad.methods.draem.model import PRESETS, DraemConfig, DraemModel
 from miad.methods.draem.synthesis import AnomalySynthesizer
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -69,16 +67,10 @@ class DraemDetector(GradientDetector):
 
     def loss(self, inputs: Any) -> torch.Tensor:
         augmented, clean, mask = inputs
-        recon, logits = self.model(augmented)
+        recon, logits = self.model.reconstruct_and_segment(augmented)
         cfg = self.config
         return draem_loss(recon, logits, clean, mask, cfg.ssim_window, cfg.ssim_sigma, cfg.focal_gamma,
                           cfg.ssim_data_range)
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        _, logits = self.model(images)
-        maps = torch.softmax(logits.float(), dim=1)[:, 1]  # [B,S,S] probability of "anomaly"
-        score = ops.max_score(ops.mean_filter(maps, self.config.score_kernel))  # [B]
-        return Prediction(score, maps)
 
 
 def synthesis_generator() -> torch.Generator:

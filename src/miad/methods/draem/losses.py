@@ -1,4 +1,5 @@
-"""DRAEM's training loss: L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation (methods.md 3.4)."""
+"""DRAEM's training loss: L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation (MIAD A.2.4;
+VitjanZ/DRAEM @ 2dbf673 loss.py and train_DRAEM.py)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from miad import ops
 from miad.config import BaseConfig, _check
+from miad.sources import ALL_IMAGES, DRAEM, HOLDOUT, SEED, THRESHOLD, cited_preset
 
 AUGMENTATIONS = ("posterize", "sharpness", "solarize", "equalize", "brightness", "colour", "autocontrast")
 DOWNSAMPLE = 32  # the discriminative U-Net pools 5 times: inputs must be a multiple of 2**5
@@ -38,7 +40,7 @@ DOWNSAMPLE = 32  # the discriminative U-Net pools 5 times: inputs must be a mult
 
 @dataclass(frozen=True)
 class DraemConfig(BaseConfig):
-    # --- input: A.2.4 "zoomed to the input size of 256x256"; methods.md 3.4: [0,1] images, no ImageNet norm
+    # --- input: A.2.4 "zoomed to the input size of 256x256"; VitjanZ/DRAEM data_loader.py: [0,1], no ImageNet norm
     image_size: int = 256
     normalize: str = "none"
     # --- optimisation: A.2.4 700 epochs, batch 8, Adam lr 1e-4, x0.2 after epochs 560 and 630
@@ -48,10 +50,10 @@ class DraemConfig(BaseConfig):
     lr: float = 1e-4
     lr_milestones: tuple[int, ...] = (560, 630)
     lr_gamma: float = 0.2
-    # --- networks (methods.md 3.4: reconstructive base width 128, discriminative base width 64)
+    # --- networks (VitjanZ/DRAEM model_unet.py: reconstructive base width 128, discriminative base width 64)
     recon_base_width: int = 128
     disc_base_width: int = 64
-    # --- anomaly synthesis (methods.md 3.4, original code)
+    # --- anomaly synthesis (VitjanZ/DRAEM data_loader.py; sources per field in PAPER_SOURCES)
     anomaly_source: str | None = None  # folder of texture images (DTD: dtd/images); None = procedural textures
     anomaly_probability: float = 0.5  # share of training samples that receive a synthetic anomaly
     perlin_min_exponent: int = 0  # Perlin lattice scale per axis = 2**k, k uniform in [min, max]
@@ -63,7 +65,7 @@ class DraemConfig(BaseConfig):
     augmentations: tuple[str, ...] = AUGMENTATIONS  # A.2.4's list
     rotate_probability: float = 0.3  # original code: 30 % of normal training images are rotated ...
     rotate_degrees: float = 45.0  # ... A.2.4: by an angle in (-45, 45) degrees
-    # --- loss (methods.md 3.4): L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation
+    # --- loss (A.2.4; VitjanZ/DRAEM loss.py): L2 + (1 - SSIM) on the reconstruction, focal loss on the segmentation
     ssim_window: int = 11
     ssim_sigma: float = 1.5
     ssim_data_range: float | None = 1.0  # None: the original's rule (losses.py original_data_range); else fixed
@@ -131,14 +133,52 @@ class DraemConfig(BaseConfig):
         )
 
 
+_LOADER = f"{DRAEM} data_loader.py"
+_TRAIN = f"{DRAEM} train_DRAEM.py"
+# The paper preset: every field with its source (A.2.4, else the original code A.2.4 says it ran).
+PAPER, PAPER_SOURCES = cited_preset(DraemConfig, {
+    "image_size": (256, "MIAD A.2.4: training and testing images zoomed to 256x256"),
+    "normalize": ("none", f"{_LOADER}: image / 255.0, no mean/std normalisation"),
+    "resize": ("opencv", f"{_LOADER}: cv2.imread (full decode), cv2.resize (INTER_LINEAR, no antialias), images "
+               "and anomaly-source textures alike"),
+    "max_train_images": (None, ALL_IMAGES),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (700, f"MIAD A.2.4: trained for 700 epochs; {_TRAIN} saves the last epoch's weights (no selection)"),
+    "batch_size": (8, "MIAD A.2.4: batch size 8 on 1 GPU"),
+    "optimizer": ("adam", "MIAD A.2.4: Adam"),
+    "lr": (1e-4, "MIAD A.2.4: learning rate 1e-4"),
+    "weight_decay": (0.0, f"{_TRAIN}: torch.optim.Adam without weight decay"),
+    "betas": ((0.9, 0.999), f"{_TRAIN}: torch.optim.Adam with default betas"),
+    "lr_milestones": ((560, 630), "MIAD A.2.4: multiplied by 0.2 after 560 and 630 epochs"),
+    "lr_gamma": (0.2, "MIAD A.2.4: multiplied by 0.2"),
+    "grad_clip_norm": (None, f"{_TRAIN}: no gradient clipping"),
+    "amp": (False, f"{_TRAIN}: float32 training (no autocast)"),
+    "cache_features": (False, "miad: must be off, DRAEM synthesises new anomalies every epoch"),
+    "seed": (0, SEED),
+    "recon_base_width": (128, f"{DRAEM} model_unet.py: ReconstructiveSubNetwork base_width=128"),
+    "disc_base_width": (64, f"{DRAEM} model_unet.py: DiscriminativeSubNetwork base_channels=64"),
+    "anomaly_source": (None, f"miad: procedural textures without a download (textures.py); the original uses DTD "
+                       f"images ({_LOADER}: anomaly_source_path/*/*.jpg): --set anomaly_source=/data/dtd/images"),
+    "anomaly_probability": (0.5, f"{_LOADER}: augment_image, no anomaly when rand > 0.5"),
+    "perlin_min_exponent": (0, f"{_LOADER}: min_perlin_scale 0"),
+    "perlin_max_exponent": (5, f"{_LOADER}: perlin_scale 6, torch.randint(0, 6) -> scales 2**0 .. 2**5"),
+    "perlin_rotation": (90.0, f"{_LOADER}: noise rotated by iaa.Affine(rotate=(-90, 90))"),
+    "perlin_threshold": (0.5, f"{_LOADER}: threshold 0.5"),
+    "beta_max": (0.8, f"{_LOADER}: beta = rand * 0.8"),
+    "n_augmentations": (3, "MIAD A.2.4: a set of 3 random augmentation functions"),
+    "augmentations": (AUGMENTATIONS, "MIAD A.2.4: posterize, sharpness, solarize, equalize, brightness change, "
+                      "color change, auto-contrast"),
+    "rotate_probability": (0.3, f"{_LOADER}: transform_image, rotated when rand > 0.7"),
+    "rotate_degrees": (45.0, "MIAD A.2.4: rotation in (-45, 45) degrees on non-defective images"),
+    "ssim_window": (11, f"{DRAEM} loss.py: SSIM window_size=11"),
+    "ssim_sigma": (1.5, f"{DRAEM} loss.py: gaussian(window_size, 1.5)"),
+    "ssim_data_range": (None, f"{DRAEM} loss.py: ssim(val_range=None), range from the reconstruction's values"),
+    "focal_gamma": (2.0, f"{DRAEM} loss.py: FocalLoss gamma=2"),
+    "score_kernel": (21, f"{DRAEM} test_DRAEM.py: avg_pool2d(21, stride=1, padding=10) before the max"),
+})
 PRESETS: dict[str, DraemConfig] = {
-    "paper": DraemConfig(
-        # VitjanZ/DRAEM @ 2dbf673 data_loader.py: cv2.imread (full decode), cv2.resize (INTER_LINEAR, no antialias),
-        # images and anomaly-source textures alike
-        resize="opencv",
-        amp=False,  # the original trains in float32 (train_DRAEM.py: no autocast)
-        ssim_data_range=None,  # loss.py ssim(val_range=None): range from the reconstruction's values
-    ),
+    "paper": PAPER,
     # CPU-sized (measured on the built-in mini-MIAD, ~25 CPU-seconds per scenario on one core): DRAEM trains both
     # networks from scratch, so this is a short run, far from the paper's 700 GPU epochs. Small step count ->
     # lr 1e-3 and batch 4 (twice the optimiser steps of batch 8 for the same cost); narrow networks at 64 px
@@ -223,18 +263,25 @@ class DiscriminativeNet(nn.Module):
 
 
 class DraemModel(nn.Module):
-    """Both sub-networks; forward returns (reconstruction, segmentation logits)."""
+    """Both sub-networks; forward returns (image scores, maps), `reconstruct_and_segment` what training needs."""
 
     def __init__(self, cfg: DraemConfig) -> None:
         super().__init__()
         self.reconstructive = ReconstructiveNet(cfg.recon_base_width)
         self.discriminative = DiscriminativeNet(cfg.disc_base_width)
+        self.score_kernel = cfg.score_kernel
         self.apply(_init_weights)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reconstruct_and_segment(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         recon = self.reconstructive(images)  # [B,3,S,S]
         logits = self.discriminative(torch.cat([recon, images], dim=1))  # [B,2,S,S]
         return recon, logits
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,3,S,S] -> (scores [B]: max of the score_kernel mean of the map, maps [B,S,S]: P(anomaly))."""
+        _, logits = self.reconstruct_and_segment(images)
+        maps = torch.softmax(logits.float(), dim=1)[:, 1]  # [B,S,S] probability of "anomaly"
+        return ops.max_score(ops.mean_filter(maps, self.score_kernel)), maps
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -128,8 +128,9 @@ class TextureSource:
 def augment_texture(texture: torch.Tensor, names: tuple[str, ...], count: int, gen: Generator) -> torch.Tensor:
     """Apply `count` operations drawn without replacement from `names` to a uint8 [3,S,S] texture.
 
-    Ranges follow the original's imgaug settings (methods.md 3.4); imgaug's HSV-space brightness and
-    hue/saturation additions are approximated in RGB / with torchvision's hue and saturation adjustments."""
+    Ranges follow the original's imgaug settings (VitjanZ/DRAEM @ 2dbf673 data_loader.py); imgaug's HSV-space
+    brightness and hue/saturation additions are approximated in RGB / with torchvision's hue and saturation
+    adjustments."""
     for i in torch.randperm(len(names), generator=gen)[:count].tolist():
         texture = _AUGMENT[names[i]](texture, gen)
     return texture

@@ -8,11 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from miad import ops
 from miad.detector import GradientDetector
 from miad.methods.fastflow.model import PRESETS, FastFlowConfig, FastFlowModel
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -36,7 +34,3 @@ class FastFlowDetector(GradientDetector):
 
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model.norms, self.model.flows]
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        maps = self.model(images)  # [B,S,S]
-        return Prediction(ops.max_score(maps), maps)

@@ -5,11 +5,12 @@ arXiv 2111.07677; MIAD settings from appendix A.2.3 of arXiv 2211.13968. Idea: a
 features at three scales; per scale a trainable LayerNorm and a fully convolutional normalising flow map them to a
 standard normal, trained by maximum likelihood. At test time locations with a low likelihood are anomalous.
 
-Facts the appendix leaves open follow the reference code (gathierry/FastFlow with FrEIA's AllInOneBlock;
-/work/shared/research/methods.md §3.3): LayerNorm over [C,H,W] with elementwise affine, hidden ratio 1.0,
-alternating 3x3 / 1x1 subnets for WRN50 (`conv3x3_only=False`), clamp 2.0, hard random permutations, loss
-= per scale batch-mean of 0.5*sum(z^2) - log|det J| (no per-dimension normalisation), summed over scales; map =
-mean over scales of -exp(-0.5 * mean_c z^2) upsampled bilinearly; image score = max of the map (anomalib).
+Facts the appendix leaves open follow the reference code (gathierry/FastFlow @ 2cf1f2f fastflow.py and
+configs/wide_resnet50_2.yaml, with FrEIA's AllInOneBlock; each field's source in PAPER_SOURCES): LayerNorm over
+[C,H,W] with elementwise affine, hidden ratio 1.0, alternating 3x3 / 1x1 subnets for WRN50 (`conv3x3_only=False`),
+clamp 2.0, hard random permutations, loss = per scale batch-mean of 0.5*sum(z^2) - log|det J| (no per-dimension
+normalisation), summed over scales; map = mean over scales of -exp(-0.5 * mean_c z^2) upsampled bilinearly; image
+score = max of the map (anomalib).
 
 Deviations: `amp=False` (the reference trains in float32; a likelihood summed over ~10^6 dimensions per image is
 not safe in bfloat16). The permutations are drawn from a torch generator seeded by `seed` (FrEIA draws them from
@@ -27,6 +28,7 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.fastflow.flow import CLAMP_ACTIVATIONS, Flow2d
+from miad.sources import ALL_IMAGES, FASTFLOW, HOLDOUT, SEED, THRESHOLD, cited_preset
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class FastFlowConfig(BaseConfig):
     # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
     # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
     weights: str = "imagenet"
-    # --- flows (A.2.3: 8 steps for WRN50; the rest from the reference config wide_resnet50_2.yaml, methods.md §3.3)
+    # --- flows (A.2.3: 8 steps for WRN50; the rest from gathierry/FastFlow configs/wide_resnet50_2.yaml)
     flow_steps: int = 8
     hidden_ratio: float = 1.0  # subnet hidden channels = int(in_channels * hidden_ratio)
     conv3x3_only: bool = False  # False: 3x3 subnets on even steps, 1x1 on odd steps (reference for WRN50)
@@ -67,12 +69,44 @@ class FastFlowConfig(BaseConfig):
         )
 
 
+_FF_CONFIG = f"{FASTFLOW} configs/wide_resnet50_2.yaml"
+_FF_CODE = f"{FASTFLOW} fastflow.py"
+# The paper preset: every field with its source (A.2.3, else the reference code A.2.3's setting follows).
+PAPER, PAPER_SOURCES = cited_preset(FastFlowConfig, {
+    "image_size": (256, "MIAD A.2.3: training and testing images resized to 256x256, no data augmentation"),
+    "normalize": ("imagenet", f"{FASTFLOW} dataset.py: transforms.Normalize (ImageNet mean/std)"),
+    "resize": ("pil", f"{FASTFLOW} dataset.py: PIL Image.open (full decode) + torchvision Resize (antialiased PIL "
+               "bilinear)"),
+    "max_train_images": (None, ALL_IMAGES),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (500, "MIAD A.2.3: final results evaluated after 500 epochs (no model selection)"),
+    "batch_size": (32, "MIAD A.2.3: batch size 32 on 1 GPU"),
+    "optimizer": ("adam", "MIAD A.2.3: Adam"),
+    "lr": (1e-3, "MIAD A.2.3: learning rate 1e-3"),
+    "weight_decay": (1e-5, "MIAD A.2.3: weight decay 1e-5"),
+    "betas": ((0.9, 0.999), f"{FASTFLOW} main.py: torch.optim.Adam with default betas"),
+    "lr_milestones": ((), f"{FASTFLOW} main.py: no learning-rate scheduler"),
+    "lr_gamma": (0.1, "miad: unused without lr_milestones"),
+    "grad_clip_norm": (None, f"{FASTFLOW} main.py: no gradient clipping"),
+    "amp": (False, f"{FASTFLOW} main.py: float32 training (a likelihood summed over ~10^6 dimensions per image is "
+            "not safe in bfloat16)"),
+    "cache_features": (False, "miad: speed only; backbone features of 10,000 MIAD images would not fit in memory"),
+    "seed": (0, SEED),
+    "backbone": ("wide_resnet50_2", "MIAD A.2.3: Wide-ResNet50-2, ImageNet pretrained"),
+    "layers": ((1, 2, 3), "MIAD A.2.3: the last layer of each of the first three blocks"),
+    "weights": ("imagenet", f"{FASTFLOW} requirements.txt: timm==0.5.4, whose wide_resnet50_2 (fastflow.py "
+                "timm.create_model pretrained=True) loads the racm weights (wide_resnet50_2.racm_in1k; "
+                "miad.backbones)"),
+    "flow_steps": (8, "MIAD A.2.3: 8-step flows for Wide-ResNet50-2"),
+    "hidden_ratio": (1.0, f"{_FF_CONFIG}: hidden_ratio 1.0"),
+    "conv3x3_only": (False, f"{_FF_CONFIG}: conv3x3_only False (3x3 subnets on even steps, 1x1 on odd)"),
+    "clamp": (2.0, f"{_FF_CODE}: nf_fast_flow clamp=2.0 (AllInOneBlock affine_clamping)"),
+    "clamp_activation": ("tanh", f"{_FF_CODE}: FrEIA AllInOneBlock (its default tanh soft clamp)"),
+    "global_affine": (True, f"{_FF_CODE}: FrEIA AllInOneBlock (its learned global affine after each coupling)"),
+})
 PRESETS: dict[str, FastFlowConfig] = {
-    "paper": FastFlowConfig(  # every field above is A.2.3 or the reference default
-        # gathierry/FastFlow @ 2cf1f2f dataset.py: PIL Image.open (full decode) + torchvision Resize (antialiased
-        # PIL bilinear)
-        resize="pil",
-    ),
+    "paper": PAPER,
     # CPU-sized (~19 CPU-seconds on one core for 90 images): ImageNet Lite0 (offline weights), levels 1-3 = strides
     # 4/8/16 (24/40/112 channels) like WRN50's, 128 px, frozen features cached once (no augmentation). Small batches
     # and a higher rate: on mini-MIAD, batch 4 x 10 epochs beat batch 16 x 12 epochs at the same cost.
@@ -138,6 +172,7 @@ class FastFlowModel(nn.Module):
         ]
         return torch.stack(maps).mean(dim=0)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Preprocessed images [B,3,S,S] -> anomaly maps [B,S,S] (the exportable inference graph)."""
-        return self.anomaly_map(self.backbone(images))
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed images [B,3,S,S] -> (image scores [B] = map maxima, maps [B,S,S]): the inference graph."""
+        maps = self.anomaly_map(self.backbone(images))  # [B,S,S]
+        return ops.max_score(maps), maps

@@ -20,7 +20,6 @@ from miad.errors import ConfigError, DataError
 from miad.methods.patchcore.coreset import CoresetPlan, StreamingCoreset, plan_coreset, random_projection
 from miad.methods.patchcore.model import BANK_DTYPES, PRESETS, PatchCoreConfig, PatchCoreModel
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -141,10 +140,6 @@ class PatchCore(Detector):
                 f"{cfg.num_neighbors}; add training images, raise coreset_ratio, or lower num_neighbors"
             )
         return plan
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        image_score, anomaly_map = self.model(images)
-        return Prediction(image_score, anomaly_map)
 
     def load_model_state(self, state_dict: dict[str, torch.Tensor]) -> None:
         """The bank's row count depends on the training data: size the buffers from the checkpoint first."""

@@ -31,6 +31,7 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.patchcore.knn import k_nearest, levelwise_pays, nearest_neighbor, nearest_neighbor_levels
+from miad.sources import ANOMALIB, HOLDOUT, PATCHCORE, SEED, THRESHOLD, cited_preset
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 CORESET_MODES = ("auto", "global", "chunked")
@@ -42,7 +43,7 @@ class PatchCoreConfig(BaseConfig):
     image_size: int = 224
     # --- features
     backbone: str = "wide_resnet50_2"  # A.2.2: WideResNet50
-    layers: tuple[int, ...] = (2, 3)  # anomalib default: layer2 + layer3 (methods.md §3.2)
+    layers: tuple[int, ...] = (2, 3)  # anomalib v0.3.7 patchcore/config.yaml: layer2 + layer3
     # "imagenet": WRN50 = timm wide_resnet50_2.racm_in1k (timm 0.5.4 default, as MIAD ran; backbones.py) | "torchvision"
     # (WRN50 IMAGENET1K_V1, the earlier default) | "random" | path to a state dict
     weights: str = "imagenet"
@@ -108,24 +109,56 @@ class PatchCoreConfig(BaseConfig):
         _check(len(self.layers) >= 1, "layers", self.layers, "at least one feature level")
 
 
+_PC = f"{ANOMALIB} anomalib/models/patchcore"
+_NO_TRAINING = f"miad: unused, PatchCore has no gradient training ({_PC}/config.yaml: max_epochs 1, one pass)"
+# The paper preset: every field with its source (A.2.2, else anomalib v0.3.7's defaults as A.2.2 says).
+PAPER, PAPER_SOURCES = cited_preset(PatchCoreConfig, {
+    "image_size": (224, "MIAD A.2.2: training and testing images zoomed to 224x224, no data augmentation"),
+    "normalize": ("imagenet", f"{ANOMALIB} anomalib/pre_processing/pre_process.py: A.Normalize (ImageNet "
+                  "mean/std)"),
+    "resize": ("opencv", f"{ANOMALIB} anomalib/data/utils/image.py: read_image with cv2.imread (full decode); "
+               "anomalib/pre_processing/pre_process.py: albumentations A.Resize (cv2 INTER_LINEAR, no antialias)"),
+    "max_train_images": (2000, "MIAD A.2.2: 2,000 randomly sampled training images (GPU memory); "
+                         "--set max_train_images=null lifts it"),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (0, f"{_PC}/config.yaml: max_epochs 1, a single feature-extraction pass (no gradient steps)"),
+    "batch_size": (32, "MIAD A.2.2: batch size 32 on 1 GPU"),
+    "optimizer": ("adam", _NO_TRAINING),
+    "lr": (1e-3, _NO_TRAINING),
+    "weight_decay": (0.0, _NO_TRAINING),
+    "betas": ((0.9, 0.999), _NO_TRAINING),
+    "lr_milestones": ((), _NO_TRAINING),
+    "lr_gamma": (0.1, _NO_TRAINING),
+    "grad_clip_norm": (None, _NO_TRAINING),
+    "amp": (True, _NO_TRAINING),
+    "cache_features": (False, _NO_TRAINING),
+    "seed": (0, SEED),
+    "backbone": ("wide_resnet50_2", "MIAD A.2.2: WideResNet50"),
+    "layers": ((2, 3), f"{_PC}/config.yaml: model.layers layer2, layer3"),
+    "weights": ("imagenet", f"{ANOMALIB} requirements/base.txt: timm==0.5.4, whose wide_resnet50_2 loads the racm "
+                "weights (timm wide_resnet50_2.racm_in1k; miad.backbones)"),
+    "patch_size": (3, f"{_PC}/torch_model.py: feature_pooler AvgPool2d(3, 1, 1)"),
+    "pool_count_include_pad": (False, f"{_PC}/torch_model.py: AvgPool2d(..., count_include_pad=False)"),
+    "embed_upsample": ("nearest", f"{_PC}/torch_model.py: generate_embedding, F.interpolate(mode='nearest')"),
+    "embed_dim": (None, f"{_PC}/torch_model.py: generate_embedding concatenates the layers (1536 dims)"),
+    "coreset_ratio": (0.1, f"{_PC}/config.yaml: coreset_sampling_ratio 0.1"),
+    "projection_dim": (128, f"miad: coreset selection on a random 128-dim projection, as {PATCHCORE} "
+                       "src/patchcore/sampler.py (anomalib: SparseRandomProjection(eps=0.9) in "
+                       "anomalib/models/components/sampling/k_center_greedy.py)"),
+    "coreset_mode": ("auto", f"{ANOMALIB} anomalib/models/components/sampling/k_center_greedy.py: one global "
+                     "greedy (on CUDA); miad: chunks of coreset_chunk_size on CPU, where one global greedy over "
+                     "2,000 images takes hours"),
+    "coreset_chunk_size": (10_000, "miad: patch vectors per greedy chunk on CPU (coreset_mode auto)"),
+    "max_bank_size": (None, f"{_PC}/torch_model.py: subsample_embedding, the ratio alone sets the bank size"),
+    "bank_dtype": ("float32", f"{_PC}/config.yaml: trainer.precision 32"),
+    "num_neighbors": (9, f"{_PC}/config.yaml: num_neighbors 9 (the paper's re-weighting)"),
+    "knn_block_elements": (None, "miad: speed only (distances held at once in the exact search, knn.py)"),
+    "map_upsample": ("nearest", f"{_PC}/anomaly_map.py: F.interpolate default mode (nearest)"),
+    "blur_sigma": (4.0, f"{_PC}/anomaly_map.py: GaussianBlur2d sigma 4"),
+})
 PRESETS = {
-    "paper": PatchCoreConfig(
-        image_size=224,  # A.2.2: zoomed to 224x224, no augmentation
-        # anomalib v0.3.7 anomalib/data/utils/image.py read_image (cv2.imread, full decode) and
-        # anomalib/pre_processing/pre_process.py A.Resize (albumentations default cv2.INTER_LINEAR, no antialias)
-        resize="opencv",
-        backbone="wide_resnet50_2",  # A.2.2: WideResNet50
-        weights="imagenet",  # timm wide_resnet50_2.racm_in1k: anomalib v0.3.7 pins timm==0.5.4 (backbones.py)
-        layers=(2, 3),  # anomalib default layer2 + layer3 (methods.md §3.2)
-        batch_size=32,  # A.2.2: batch size 32
-        max_train_images=2000,  # A.2.2: 2,000 randomly sampled training images (off: --set max_train_images=null)
-        coreset_ratio=0.1,  # anomalib default (methods.md §4)
-        num_neighbors=9,  # anomalib default (methods.md §4)
-        blur_sigma=4.0,  # anomalib default
-        pool_count_include_pad=False,  # anomalib v0.3.7 torch_model.py feature_pooler
-        embed_upsample="nearest",  # anomalib v0.3.7 torch_model.py generate_embedding
-        coreset_mode="auto",  # anomalib v0.3.7: one global KCenterGreedy (models/components/sampling); CPU: chunked
-    ),
+    "paper": PAPER,
     # CPU-sized: EfficientNet-Lite0 (real ImageNet weights) at 160 px, stride-4 + stride-8 stages (24 + 40 = 64
     # dims on a 40x40 grid). On the built-in surface scenarios these finer stages beat the stride-8 + stride-16
     # pair by 3-12 image-AUROC points (e.g. metal_welding 0.87 vs 0.75) for about 1.5x the CPU time.

@@ -9,17 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from miad import ops
 from miad.detector import GradientDetector
 from miad.methods.reverse_distillation.model import (
     PRESETS,
     ReverseDistillationConfig,
     ReverseDistillationModel,
-    anomaly_map,
     distillation_loss,
 )
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -52,9 +49,3 @@ class ReverseDistillationDetector(GradientDetector):
 
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model.bottleneck, self.model.decoder]
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        teacher, student = self.model(images)
-        maps = anomaly_map(teacher, student, self.config.image_size, self.config.map_mode)  # [B,S,S]
-        maps = ops.gaussian_blur(maps, self.config.blur_sigma)
-        return Prediction(ops.max_score(maps), maps)

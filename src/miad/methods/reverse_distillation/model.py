@@ -30,8 +30,9 @@ Where the original code and anomalib (which the MIAD appendix A.2.1 says it used
   as torch's 'reflect', so maps differ near the borders only); image score = map max.
 - Input. anomalib v0.3.7 decodes with OpenCV and resizes with albumentations' Resize (cv2 INTER_LINEAR, no
   antialias): `resize="opencv"`.
-- Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); we never
-  use test data for training decisions and run the full 200 epochs of anomalib's max_epochs.
+- Epochs. anomalib stops early on the test set's pixel AUROC (patience 3, validation = test split); by default we
+  never use test data for training decisions and run the full 200 epochs of anomalib's max_epochs
+  (`--protocol paper-selection` reproduces anomalib's selection, marked "selected on test": miad.selection).
 - beta2. anomalib's 2022 config has beta2 = 0.99; appendix A.2.1 says 0.999, which we follow (as the original).
 
 Our own deviations:
@@ -54,6 +55,7 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.reverse_distillation.blocks import conv_bn_relu_down, init_like_resnet, stage
+from miad.sources import ALL_IMAGES, ANOMALIB, HOLDOUT, RD4AD, SEED, THRESHOLD, cited_preset
 
 LOSS_MODES = ("flattened", "per_pixel")
 MAP_MODES = ("add", "multiply")
@@ -113,28 +115,54 @@ class ReverseDistillationConfig(BaseConfig):
         _check(self.blur_sigma >= 0, "blur_sigma", self.blur_sigma, ">= 0")
 
 
+_RD_CONFIG = f"{ANOMALIB} anomalib/models/reverse_distillation/config.yaml"
+_RD_ORIGINAL = f"{RD4AD} main.py"
+# The paper preset: every field with its source (A.2.1, else anomalib v0.3.7's defaults as A.2.1 says).
+PAPER, PAPER_SOURCES = cited_preset(ReverseDistillationConfig, {
+    "image_size": (256, "MIAD A.2.1: training and testing images zoomed to 256x256, no data augmentation"),
+    "normalize": ("imagenet", f"{ANOMALIB} anomalib/pre_processing/pre_process.py: A.Normalize (ImageNet "
+                  "mean/std)"),
+    "resize": ("opencv", f"{ANOMALIB} anomalib/data/utils/image.py: read_image with cv2.imread (full decode); "
+               "anomalib/pre_processing/pre_process.py: albumentations A.Resize (cv2 INTER_LINEAR, no antialias)"),
+    "max_train_images": (None, ALL_IMAGES),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (200, f"{_RD_CONFIG}: trainer.max_epochs 200 (A.2.1: the rest as anomalib's defaults); its early "
+               "stopping on the test set is opt-in here: --protocol paper-selection"),
+    "batch_size": (32, "MIAD A.2.1: batch size 32 on 1 GPU"),
+    "optimizer": ("adam", "MIAD A.2.1: Adam"),
+    "lr": (0.005, "MIAD A.2.1: learning rate 0.005"),
+    "weight_decay": (0.0, f"{ANOMALIB} anomalib/models/reverse_distillation/lightning_model.py: "
+                     "configure_optimizers, Adam without weight decay"),
+    "betas": ((0.5, 0.999), "MIAD A.2.1: beta1 0.5, beta2 0.999 (anomalib's config.yaml has beta2 0.99)"),
+    "lr_milestones": ((), f"{ANOMALIB} anomalib/models/reverse_distillation/lightning_model.py: no scheduler"),
+    "lr_gamma": (0.1, "miad: unused without lr_milestones"),
+    "grad_clip_norm": (None, f"{_RD_CONFIG}: trainer.gradient_clip_val 0"),
+    "amp": (False, f"{_RD_CONFIG}: trainer.precision 32"),
+    "cache_features": (False, "miad: speed only; the teacher features of 10,000 MIAD images at 256 px would not fit "
+                       "in memory"),
+    "seed": (0, SEED),
+    "backbone": ("wide_resnet50_2", "MIAD A.2.1: WideResNet50 in the teacher-student model"),
+    "layers": ((1, 2, 3), f"{_RD_CONFIG}: model.layers layer1, layer2, layer3"),
+    "weights": ("imagenet", f"{ANOMALIB} requirements/base.txt: timm==0.5.4, whose wide_resnet50_2 loads the racm "
+                "weights (timm wide_resnet50_2.racm_in1k; miad.backbones)"),
+    "bottleneck_blocks": (3, f"{ANOMALIB} anomalib/models/reverse_distillation/components/bottleneck.py: OCBE "
+                          f"with 3 bottleneck blocks -> 2048 x 8 x 8, as {RD4AD} models/resnet.py BN_layer"),
+    "decoder_blocks": ((3, 4, 6), f"{ANOMALIB} anomalib/models/reverse_distillation/components/de_resnet.py: "
+                       "de_wide_resnet50_2 stages [3, 4, 6]"),
+    "embed_ratio": (2.0, f"{ANOMALIB} anomalib/models/reverse_distillation/components/bottleneck.py: 2048-channel "
+                    "embedding from 1024-channel layer3"),
+    "width_ratio": (0.5, f"{ANOMALIB} anomalib/models/reverse_distillation/components/de_resnet.py: "
+                    "width_per_group 128 (Wide-ResNet's doubled inner width)"),
+    "student_output_relu": (True, f"{ANOMALIB} anomalib/models/reverse_distillation/components/de_resnet.py: "
+                            "each decoder block ends in a ReLU"),
+    "loss_mode": ("per_pixel", f"{ANOMALIB} anomalib/models/reverse_distillation/loss.py: cosine per pixel, "
+                  f"averaged (the original {_RD_ORIGINAL} flattens each map: --set loss_mode=flattened)"),
+    "map_mode": ("multiply", f"{_RD_CONFIG}: anomaly_map_mode multiply (the original {RD4AD} test.py adds)"),
+    "blur_sigma": (4.0, f"{ANOMALIB} anomalib/models/reverse_distillation/anomaly_map.py: Gaussian sigma 4"),
+})
 PRESETS: dict[str, ReverseDistillationConfig] = {
-    "paper": ReverseDistillationConfig(
-        image_size=256,  # A.2.1: images zoomed to 256x256, no data augmentation
-        resize="opencv",  # anomalib v0.3.7 data/utils/image.py (cv2.imread) + pre_processing/pre_process.py A.Resize
-        normalize="imagenet",  # methods.md §3.1: ImageNet mean/std
-        backbone="wide_resnet50_2",  # A.2.1: WideResNet50 teacher/student
-        layers=(1, 2, 3),  # methods.md §3.1: layer1, layer2, layer3
-        weights="imagenet",  # timm wide_resnet50_2.racm_in1k: anomalib v0.3.7 pins timm==0.5.4 (backbones.py)
-        bottleneck_blocks=3,  # methods.md §3.1: OCBE with 3 bottleneck blocks -> 2048x8x8
-        decoder_blocks=(3, 4, 6),  # methods.md §3.1: de_wide_resnet50_2 stages
-        optimizer="adam",  # A.2.1: Adam
-        lr=0.005,  # A.2.1: learning rate 0.005
-        betas=(0.5, 0.999),  # A.2.1: beta1 0.5, beta2 0.999
-        batch_size=32,  # A.2.1: batch size 32
-        epochs=200,  # A.2.1 "rest as Anomalib defaults": max_epochs 200 (methods.md §4), no early stopping
-        weight_decay=0.0,  # methods.md §3.1: plain Adam
-        amp=False,  # anomalib's trainer precision 32 (full precision)
-        cache_features=False,  # features of 10,000 MIAD images at 256 px would not fit in memory
-        loss_mode="per_pixel",  # anomalib v0.3.7 models/reverse_distillation/loss.py (see module docstring)
-        map_mode="multiply",  # anomalib v0.3.7 models/reverse_distillation/config.yaml anomaly_map_mode
-        blur_sigma=4.0,  # methods.md §3.1: gaussian_filter sigma 4
-    ),
+    "paper": PAPER,
     "quick": ReverseDistillationConfig(
         image_size=128,  # CPU-sized; a multiple of 32
         backbone="efficientnet_lite0",  # real ImageNet weights available offline
@@ -215,13 +243,21 @@ class ReverseDistillationModel(nn.Module):
         self.decoder = StudentDecoder(
             channels, embed, config.width_ratio, config.decoder_blocks, config.student_output_relu
         )
+        self.image_size, self.map_mode, self.blur_sigma = config.image_size, config.map_mode, config.blur_sigma
 
     def student(self, teacher_features: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.decoder(self.bottleneck(teacher_features))
 
-    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def teacher_and_student(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         teacher = self.teacher(images)
         return teacher, self.student(teacher)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed images [B,3,S,S] -> (image scores [B] = maxima of the blurred maps, maps [B,S,S])."""
+        teacher, student = self.teacher_and_student(images)
+        maps = anomaly_map(teacher, student, self.image_size, self.map_mode)  # [B,S,S]
+        maps = ops.gaussian_blur(maps, self.blur_sigma)
+        return ops.max_score(maps), maps
 
 
 def distillation_loss(

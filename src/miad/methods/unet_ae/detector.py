@@ -9,7 +9,6 @@ from miad import ops
 from miad.detector import GradientDetector
 from miad.methods.unet_ae.model import PRESETS, UNetAE, UNetAEConfig
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -27,18 +26,7 @@ class UNetAEDetector(GradientDetector):
         return [self.model]
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
-        recon = self.model(images)
+        recon = self.model.reconstruct(images)
         if self.config.loss == "ssim":
             return 1 - ops.ssim_map((recon + 1) / 2, (images + 1) / 2, stable=False).mean()  # a loss: fast form
         return (recon - images).pow(2).mean()
-
-    def error_map(self, images: torch.Tensor) -> torch.Tensor:
-        """Unsmoothed per-pixel reconstruction error [B,S,S]."""
-        recon = self.model(images)
-        if self.config.loss == "ssim":
-            return 1 - ops.ssim_map((recon + 1) / 2, (images + 1) / 2)
-        return (recon - images).pow(2).mean(1)
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        maps = ops.gaussian_blur(self.error_map(images), self.config.map_sigma)
-        return Prediction(ops.max_score(maps), maps)

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from miad import ops
 from miad.config import BaseConfig, _check
+from miad.sources import ALL_IMAGES, HOLDOUT, SEED, THRESHOLD, cited_preset
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,39 @@ class UNetAEConfig(BaseConfig):
         _check(self.min_skip_stride >= 2, "min_skip_stride", self.min_skip_stride, ">= 2 (no full-resolution skip)")
 
 
+_OWN_NET = "miad: A.2.5 names only 'a modified U-Net' and MIAD published no code; our network (module docstring)"
+# The paper preset: every field with its source (A.2.5; MIAD's own implementation is not public).
+PAPER, PAPER_SOURCES = cited_preset(UNetAEConfig, {
+    "image_size": (256, "MIAD A.2.5: training and testing images zoomed to 256x256, no other augmentation"),
+    "normalize": ("half", "MIAD A.2.5: RGB normalised by a mean of 0.5 and a standard deviation of 0.5"),
+    "resize": ("opencv", "miad: full decode and OpenCV bilinear, like the anomalib pipeline MIAD ran RD and PatchCore "
+               "in (an assumption: A.2.5 is silent; --set resize=pil_draft for the quick way)"),
+    "max_train_images": (None, ALL_IMAGES),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (100, "MIAD A.2.5: run for 100 epochs"),
+    "batch_size": (16, "MIAD A.2.5: batch size 16 on 1 GPU"),
+    "optimizer": ("adam", "MIAD A.2.5: Adam"),
+    "lr": (1e-4, "MIAD A.2.5: learning rate 0.0001"),
+    "weight_decay": (5e-4, "MIAD A.2.5: weight decay 0.0005"),
+    "betas": ((0.9, 0.999), "miad: Adam's default betas (A.2.5 states none)"),
+    "lr_milestones": ((), "miad: constant learning rate (A.2.5 states no schedule)"),
+    "lr_gamma": (0.1, "miad: unused without lr_milestones"),
+    "grad_clip_norm": (None, "miad: no clipping (A.2.5 states none)"),
+    "amp": (False, "miad: float32, as the MVTec AD auto-encoders A.2.5 follows (it states no mixed precision)"),
+    "cache_features": (False, "miad: speed only; 10,000 decoded MIAD images at 256 px would not fit in memory"),
+    "seed": (0, SEED),
+    "base_width": (32, _OWN_NET),
+    "depth": (5, _OWN_NET + ": 256 px -> 8 x 8 bottleneck"),
+    "latent_channels": (64, _OWN_NET),
+    "min_skip_stride": (16, _OWN_NET + ": no skip finer than 1/16, so the U-Net cannot copy its input"),
+    "skip_channels": (16, _OWN_NET),
+    "skip_dropout": (0.5, _OWN_NET),
+    "loss": ("l2", "miad: the MVTec AD L2 auto-encoder variant (A.2.5 follows MVTec AD and names no loss)"),
+    "map_sigma": (4.0, "miad: Gaussian smoothing of the error map, as RD and PatchCore (A.2.5 is silent)"),
+})
 PRESETS = {
-    # A.2.5: 256 x 256, mean/std 0.5, no other augmentation, 100 epochs, batch 16, Adam lr 1e-4, weight decay 5e-4.
-    "paper": UNetAEConfig(
-        # MIAD's own implementation (no public code): decoded fully and resized with OpenCV bilinear like the
-        # anomalib pipeline MIAD ran RD and PatchCore in (an assumption; --set resize=pil_draft for the quick way)
-        resize="opencv",
-        amp=False,  # float32, as the MVTec AD auto-encoders it follows (A.2.5 states no mixed precision)
-    ),
+    "paper": PAPER,
     # CPU-sized (trained from scratch, no pretrained backbone exists for it). 64 px with the paper geometry scaled
     # down: depth 3 gives the same 8 x 8 bottleneck and a 16 x 16 skip map (stride 4 here, 16 at 256 px). The
     # SSIM loss and map (the MVTec AD SSIM-AE variant) replace L2: an L2 auto-encoder this small and short reproduces
@@ -97,6 +124,7 @@ class UNetAE(nn.Module):
                           widths[i + 1])) for i in range(cfg.depth)
         )
         self.to_latent = nn.Conv2d(widths[-1], cfg.latent_channels, 1)
+        self.loss, self.map_sigma = cfg.loss, cfg.map_sigma
         self.from_latent = nn.Sequential(nn.Conv2d(cfg.latent_channels, widths[-1], 1), nn.LeakyReLU(0.2, True))
         self.skip_levels = [i for i in range(cfg.depth) if 2**i >= cfg.min_skip_stride]
         self.squeeze = nn.ModuleDict({str(i): nn.Conv2d(widths[i], cfg.skip_channels, 1) for i in self.skip_levels})
@@ -109,7 +137,7 @@ class UNetAE(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,S,S] in [-1,1] -> same
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,S,S] in [-1,1] -> same
         feats = [self.stem(x)]
         for down in self.down:
             feats.append(down(feats[-1]))  # level i: [B,w_i,S/2^i,S/2^i]
@@ -120,3 +148,15 @@ class UNetAE(nn.Module):
                 h = torch.cat([h, self.drop(self.squeeze[str(i)](feats[i]))], dim=1)
             h = self.fuse[i](h)
         return torch.tanh(self.head(h))
+
+    def error_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Unsmoothed per-pixel reconstruction error [B,S,S]."""
+        recon = self.reconstruct(images)
+        if self.loss == "ssim":
+            return 1 - ops.ssim_map((recon + 1) / 2, (images + 1) / 2)
+        return (recon - images).pow(2).mean(1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,3,S,S] -> (scores [B] = maxima of the blurred error maps, maps [B,S,S])."""
+        maps = ops.gaussian_blur(self.error_map(images), self.map_sigma)
+        return ops.max_score(maps), maps

@@ -13,7 +13,6 @@ from torch import nn
 from miad.detector import GradientDetector
 from miad.methods.uniad.model import PRESETS, UniADConfig, UniADModel
 from miad.registry import register
-from miad.types import Prediction
 
 
 @register
@@ -50,7 +49,3 @@ class UniADDetector(GradientDetector):
 
     def trainable_modules(self) -> list[nn.Module]:
         return [self.model.reconstruction]
-
-    def _predict(self, images: torch.Tensor) -> Prediction:
-        scores, maps = self.model(images)
-        return Prediction(scores, maps)

@@ -5,12 +5,13 @@ Three devices keep the reconstruction from learning the identity ("identical sho
 serve many categories: each token may not attend to its own 7x7 neighbourhood, every decoder layer has its own
 learnable query, and training adds noise to the input features (feature jitter).
 
-Settings: MIAD appendix A.2.6 for the `paper` preset; the original code (zhiyuanyou/UniAD,
-experiments/MVTec-AD/config.yaml, as summarised in /work/shared/research/methods.md §3.5) where it is silent.
+Settings: MIAD appendix A.2.6 for the `paper` preset; the original code (zhiyuanyou/UniAD @ a5b9d9d,
+experiments/MVTec-AD/config.yaml and models/) where it is silent; each field's source in PAPER_SOURCES.
 Deviations:
 - `batch_size` is the global batch (64 = 8 GPUs x 8 in the paper); distributed training splits it per GPU.
-- Normal training images kept out of training (`holdout_fraction`, a core rule) and never a best-on-test
-  checkpoint (the original keeps one): the last epoch's weights are used.
+- Normal training images kept out of training (`holdout_fraction`, a core rule) and, by default, never a
+  best-on-test checkpoint (the original keeps one): the last epoch's weights are used (`--protocol
+  paper-selection` keeps the original's best-on-test one, marked "selected on test": miad.selection).
 - The image score's 16x16 average pooling uses miad.ops.mean_filter (zero padding); for non-negative maps at
   least 16 pixels wide its maximum equals the original's unpadded pooling (every partial window lies inside a
   full one).
@@ -31,6 +32,7 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.uniad.transformer import Reconstruction
+from miad.sources import ALL_IMAGES, HOLDOUT, SEED, THRESHOLD, UNIAD, cited_preset
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,51 @@ class UniADConfig(BaseConfig):
         )
 
 
+_CONFIG = f"{UNIAD} experiments/MVTec-AD/config.yaml"
+# The paper preset: every field with its source (A.2.6, else the original code as A.2.6 says).
+PAPER, PAPER_SOURCES = cited_preset(UniADConfig, {
+    "image_size": (224, "MIAD A.2.6: training and testing images zoomed to 224x224, no data augmentation"),
+    "normalize": ("imagenet", f"{_CONFIG}: pixel_mean / pixel_std (ImageNet)"),
+    "resize": ("pil", f"{UNIAD} datasets/image_reader.py: cv2.imread (full decode); datasets/base_dataset.py: "
+               "torchvision Resize(BILINEAR) on a PIL image (antialiased)"),
+    "max_train_images": (None, ALL_IMAGES),
+    "holdout_fraction": (0.1, HOLDOUT),
+    "threshold_quantile": (0.99, THRESHOLD),
+    "epochs": (500, "MIAD A.2.6: trained for 500 epochs; the original's best-on-test checkpoint is opt-in here: "
+               "--protocol paper-selection"),
+    "batch_size": (64, "MIAD A.2.6: batch size 64 on 8 GPUs (the global batch; the original config's batch_size 8 "
+                   "is per process)"),
+    "optimizer": ("adamw", "MIAD A.2.6: AdamW"),
+    "lr": (1e-4, "MIAD A.2.6: learning rate 0.0001"),
+    "weight_decay": (1e-4, "MIAD A.2.6: weight decay 0.0001"),
+    "betas": ((0.9, 0.999), f"{_CONFIG}: optimizer betas [0.9, 0.999]"),
+    "lr_milestones": ((400,), "MIAD A.2.6: dropped after 400 epochs"),
+    "lr_gamma": (0.1, "MIAD A.2.6: dropped by 0.1"),
+    "grad_clip_norm": (0.1, f"{_CONFIG}: trainer.clip_max_norm 0.1"),
+    "amp": (False, f"{UNIAD} tools/train_val.py: float32 training (no autocast)"),
+    "cache_features": (False, "miad: speed only; backbone features of 10,000 MIAD images would not fit in memory"),
+    "seed": (0, SEED),
+    "backbone": ("tf_efficientnet_b4", "MIAD A.2.6: a pretrained EfficientNet-b4"),
+    "layers": ((0, 1, 2, 3), "MIAD A.2.6: feature maps of stage-1 to stage-4 (272 channels)"),
+    "weights": ("imagenet", f"{UNIAD} models/backbones/efficientnet/utils.py: the ImageNet efficientnet-b4 file; "
+                "miad loads timm's tf_efficientnet_b4.aa_in1k of the same lineage (miad.backbones)"),
+    "feature_stride": (16, f"{_CONFIG}: neck MFCN outstrides [16] (models/necks/mfcn.py UpsamplingBilinear2d)"),
+    "hidden_dim": (256, f"{_CONFIG}: reconstruction hidden_dim 256"),
+    "num_heads": (8, f"{_CONFIG}: reconstruction nhead 8"),
+    "encoder_layers": (4, f"{_CONFIG}: reconstruction num_encoder_layers 4"),
+    "decoder_layers": (4, f"{_CONFIG}: reconstruction num_decoder_layers 4"),
+    "ffn_dim": (1024, f"{_CONFIG}: reconstruction dim_feedforward 1024"),
+    "dropout": (0.1, f"{_CONFIG}: reconstruction dropout 0.1"),
+    "neighbor_size": (7, f"{_CONFIG}: neighbor_mask neighbor_size [7, 7]"),
+    "neighbor_mask": ((True, True, True), f"{_CONFIG}: neighbor_mask mask [True, True, True]"),
+    "jitter_scale": (20.0, f"{_CONFIG}: feature_jitter scale 20.0"),
+    "jitter_prob": (1.0, f"{_CONFIG}: feature_jitter prob 1.0"),
+    "score_pool": (16, f"{_CONFIG}: evaluator auc 'max' with avgpool_size [16, 16]"),
+    "shared_layer_init": (True, f"{UNIAD} models/reconstructions/uniad.py: _get_clones deep-copies one layer, then "
+                          "models/initializer.py re-initialises every Linear (xavier_uniform)"),
+})
 PRESETS: dict[str, UniADConfig] = {
-    "paper": UniADConfig(
-        # zhiyuanyou/UniAD @ a5b9d9d (Nov 2022): datasets/image_reader.py cv2.imread (full decode), then
-        # datasets/base_dataset.py torchvision Resize(BILINEAR) on a PIL image (antialiased)
-        resize="pil",
-        amp=False,  # the original trains in float32 (tools/train_val.py: no autocast)
-        shared_layer_init=True,  # the original's deep-copied layers (see the field)
-    ),
+    "paper": PAPER,
     # CPU-sized (about 15 s fit + predict per built-in scenario on 2 cores): EfficientNet-Lite0 (real ImageNet
     # weights offline; levels 0..3 = 16+24+40+112 = 192 channels) at 128 px -> 8x8 tokens, where a 5x5
     # neighbourhood masks about half the grid's width as 7x7 does at 14x14; score pooling scaled to 9 px

@@ -1,7 +1,7 @@
 """UniAD's reconstruction transformer: neighbour-masked attention, layer-wise learnable queries, feature jitter.
 
-Written from the facts in /work/shared/research/methods.md §3.5 (original: zhiyuanyou/UniAD,
-models/reconstructions/uniad.py). Tokens are batch-first [B, N, C] here (the original is sequence-first).
+Written from the original's facts (zhiyuanyou/UniAD @ a5b9d9d models/reconstructions/uniad.py and
+models/initializer.py; never copied). Tokens are batch-first [B, N, C] here (the original is sequence-first).
 Attention is plain matmul + softmax with the neighbour mask as a precomputed additive buffer, so the whole module
 exports to ONNX without nn.MultiheadAttention's fused kernels; parameters are laid out as in nn.MultiheadAttention
 (one in-projection of 3C rows, one out-projection) and initialised as the original (xavier-uniform Linear weights,

@@ -35,7 +35,7 @@ def _create(name: str):
 
 
 def _worker(rank: int, world: int, port: int, name: str, images: torch.Tensor, out: str) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1]))
+    sys.path.insert(0, str(next(p for p in Path(__file__).parents if (p / "reference_methods.py").is_file())))
     import reference_methods  # noqa: F401  (registers ref_ae in the child)
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),

@@ -12,7 +12,6 @@ import torch
 from miad.errors import CheckpointError, ConfigError, MiadError, NotFittedError
 from miad.export import export_model, open_exported, read_metadata, synthetic_images
 from miad.registry import create
-from miad.types import Prediction
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 pytest.importorskip("onnxruntime")
@@ -39,15 +38,16 @@ def test_export_round_trip_with_metadata(det, tmp_path, fmt, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == (["m.onnx"] if fmt == "onnx" else ["m.bin", "m.xml"])
 
 
-def _batch_frozen_predict(det):
-    """A _predict whose traced graph freezes a batch-dependent Python number: the bug class verify_export guards."""
-    original = det._predict
+def _batch_frozen_forward(det):
+    """A model forward whose traced graph freezes a batch-dependent Python number: the bug class verify_export
+    guards."""
+    original = det.model.forward
 
-    def predict(images: torch.Tensor) -> Prediction:
-        pred = original(images)
-        return Prediction(pred.image_score + float(images.shape[0]), pred.anomaly_map + float(images.shape[0]))
+    def forward(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score, amap = original(images)
+        return score + float(images.shape[0]), amap + float(images.shape[0])
 
-    return predict
+    return forward
 
 
 @pytest.mark.parametrize("fmt,name", [("onnx", "m.onnx"), ("openvino", "m.xml")])
@@ -55,7 +55,7 @@ def test_a_graph_that_depends_on_the_example_batch_is_refused_and_the_old_file_k
                                                                                      monkeypatch):
     good = export_model(det, tmp_path / name, fmt)
     before = good.read_bytes()
-    monkeypatch.setattr(det, "_predict", _batch_frozen_predict(det))
+    monkeypatch.setattr(det.model, "forward", _batch_frozen_forward(det))
     with pytest.raises(MiadError, match=r"disagrees with the checkpoint at batch 1: scores differ by .* of their"):
         export_model(det, good, fmt)
     assert good.read_bytes() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from miad.holdout import split_holdout
 from miad.registry import create
 from miad.train import STATE_FILE, TrainingError
 
@@ -48,7 +49,7 @@ def test_validation_loss_uses_only_heldout_images(tiny_images):
 
     det.loss = spy
     det.fit(tiny_images, device="cpu", progress=False)
-    train_idx, hold_idx = det._split_holdout(torch.utils.data.TensorDataset(tiny_images), [""] * 6)
+    train_idx, hold_idx = split_holdout([""] * 6, det.config)
     assert len(hold_idx) == 2 and not set(hold_idx) & set(train_idx)
     val_batch = seen[-1]  # the last loss call of the epoch is validation
     assert val_batch.shape[0] == 2
@@ -72,7 +73,7 @@ def test_nan_loss_stops_with_epoch_and_step(tiny_images):
 
 def test_max_train_images_and_tiny_sets(tiny_images):
     det = create("ref_ae", "quick", epochs=1, max_train_images=2)
-    train_idx, hold_idx = det._split_holdout(torch.utils.data.TensorDataset(tiny_images), [""] * 6)
+    train_idx, hold_idx = split_holdout([""] * 6, det.config)
     assert len(train_idx) == 2 and len(hold_idx) == 1
     one = create("ref_ae", "quick", epochs=1).fit(tiny_images[:1], device="cpu", progress=False)
     assert one.holdout is None and one.threshold is None

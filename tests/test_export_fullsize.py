@@ -17,11 +17,11 @@ import pytest
 import torch
 from parity import assert_parity, assert_values_parity
 
+from miad.data.index import load_samples, split_samples
 from miad.export import export_model, open_exported
 from miad.inference import expand_inputs, open_model, predict_paths
 from miad.methods.patchcore.knn import DEFAULT_BLOCK, TRACED_NOMINAL_QUERIES
 from miad.registry import create, list_methods, load
-from miad.runconfig import load_samples, split
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
@@ -38,8 +38,8 @@ FORMATS = {"onnx": "model.onnx", "openvino": "model.xml"}
 @pytest.fixture(scope="module")
 def samples():
     everything = load_samples("builtin", SCENARIO)
-    test = split(everything, "test")
-    return split(everything, "train"), test[::2] + test[1::2]  # good and defect images interleaved
+    test = split_samples(everything, "test")
+    return split_samples(everything, "train"), test[::2] + test[1::2]  # good and defect images interleaved
 
 
 def _fitted(method: str, preset: str, train) -> object:
