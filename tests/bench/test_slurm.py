@@ -84,7 +84,7 @@ def test_a_job_of_two_tasks_trains_each_run_together(bench_tree: Path, tmp_path:
     assert [r["failed"] for r in job.results()] == [[], []]  # both tasks finished without a failed run
     for spec in specs:
         a, b = one.out / spec.rel_dir, ctx.out / spec.rel_dir
-        ra, rb = read_result(a / "result.json"), read_result(b / "result.json")
+        ra, rb = read_result(a), read_result(b)
         assert (ra["processes"], rb["processes"]) == (1, 2)
         assert (b / "run.log").read_text().count(": started") == 1 and generations(b) == []
         assert _scores(b) == pytest.approx(_scores(a), rel=1e-4, abs=1e-5)
