@@ -74,11 +74,15 @@ def argument_reference(parser: argparse.ArgumentParser) -> str:
     parts = []
     for name, summary, sub in _commands(parser, parser.prog):
         actions = _arguments(sub)
-        if not actions:  # a command that only groups others (`miad data`)
+        groups = any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
+        if not actions and groups:  # a command that only groups others (`miad data`)
             continue
         lines = [f"### `{name}`", ""]
         if summary:
             lines += [summary[0].upper() + summary[1:] + ".", ""]
+        if not actions:
+            parts.append("\n".join([*lines, "No arguments."]))
+            continue
         lines += ["| argument | default | meaning |", "|---|---|---|"]
         for action in actions:
             default = _default(action)
