@@ -20,12 +20,17 @@ def parse_workers(text: str) -> int | str:
     """--num-workers: 'auto' (resolved where a loader is made: miad.data.feed.resolve_workers) or an integer >= 0."""
     if text.strip() == "auto":
         return "auto"
+    return whole_number(text, "'auto' or an integer >= 0")
+
+
+def whole_number(text: str, expected: str = "a whole number (0, 1, 2, ...)") -> int:
+    """An argparse type: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
         value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 

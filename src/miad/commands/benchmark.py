@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from miad.commands._common import add_device, add_loader, add_logger, check_output_folder, csv_list
+from miad.commands._common import add_device, add_loader, add_logger, check_output_folder, csv_list, whole_number
 from miad.errors import ConfigError
 
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: workers on this machine; slurm: submit --jobs worker jobs through submitit")
     p.add_argument("--partition", help="SLURM partition (--executor slurm)")
-    p.add_argument("--gpus-per-job", type=_count, default=1,
+    p.add_argument("--gpus-per-job", type=whole_number, default=1,
                    help="GPUs per SLURM job, one worker each (default 1; 0: one CPU worker per job)")
     p.add_argument("--gpus-per-run", type=_positive, default=1,
                    help="--executor slurm: the tasks (GPUs) of each job train every run together with "
@@ -68,19 +68,9 @@ def _seeds(text: str) -> list[int]:
 
 
 def _positive(text: str) -> int:
-    value = _count(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number (0, 1, 2, ...), got {text!r}")
     return value
 
 
