@@ -111,3 +111,18 @@ def test_values_that_read_the_same_are_all_bold() -> None:
     col = table.header.index("widget")
     assert [table.rows[i][col] for i in range(3)] == ["98.0", "98.0", "90.0"]
     assert {(0, col), (1, col)} <= table.bold and (2, col) not in table.bold
+
+
+def test_a_run_selected_on_test_never_takes_the_bold() -> None:
+    """--protocol paper-selection rows are shown beside the held-out ones but are optimistic by construction: the
+    best held-out value is bold even where a selected-on-test value is higher."""
+    base = {"scope": "category", "setting": "per-category", "unified": False, "seed": 0, "category": "widget"}
+    rows = [{**base, "method": "a", "image_auroc": 0.90}, {**base, "method": "b", "image_auroc": 0.80},
+            {**base, "method": "a", "protocol": "paper-selection", "image_auroc": 0.95}]
+    table = main_table(rows, "image_auroc")
+    col = table.header.index("widget")
+    names = [r[0] for r in table.rows]
+    selected = names.index("a [selected on test]")
+    assert table.rows[selected][col] == "95.0"
+    assert (names.index("a"), col) in table.bold and (selected, col) not in table.bold
+    assert "do not compete for bold" in table.note

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from miad.bench.aggregate import (
     PROCEDURAL_MARK,
+    SELECTED_MARK,
     Cell,
     Row,
     cells,
@@ -28,16 +29,18 @@ PROCEDURAL_NOTE = (f"{PROCEDURAL_MARK} DRAEM trained on procedural anomaly textu
                    "(README: DRAEM anomaly textures).")
 
 
-def _bold_best(grid: list[list[Cell | None]], axis: str) -> set[tuple[int, int]]:
+def _bold_best(grid: list[list[Cell | None]], axis: str, labels: list[str]) -> set[tuple[int, int]]:
     """Cells holding the highest mean of their column (axis='column') or row as shown (fmt_cell's 0.1 points, so
-    two cells that read the same are both bold), unless all values there tie; partial summaries do not compete."""
+    two cells that read the same are both bold), unless all values there tie. `labels`: the competing methods
+    (rows for axis='column', else columns); partial summaries and runs selected on the test set do not compete."""
     best: set[tuple[int, int]] = set()
     n_rows, n_cols = len(grid), len(grid[0]) if grid else 0
     lines = [[(i, j) for i in range(n_rows)] for j in range(n_cols)] if axis == "column" else \
         [[(i, j) for j in range(n_cols)] for i in range(n_rows)]
     for line in lines:
         means = {(i, j): grid[i][j].mean for i, j in line
-                 if grid[i][j] is not None and grid[i][j].mean is not None and not grid[i][j].partial}
+                 if grid[i][j] is not None and grid[i][j].mean is not None and not grid[i][j].partial
+                 and SELECTED_MARK not in labels[i if axis == "column" else j]}
         rounded = {k: float(fmt_cell(Cell({0: m}))) for k, m in means.items()}  # the value a reader compares
         if len(set(rounded.values())) >= 2:  # an all-way tie has no best
             top = max(rounded.values())
@@ -51,7 +54,12 @@ def _seeds_note(rows: list[Row], bold: bool = True) -> str:
         text = f"Values in %: mean ± std over seeds {', '.join(map(str, seeds))} (where a method has several)."
     else:
         text = f"Values in %, seed {seeds[0]}." if seeds else "Values in %."
-    return text + (" Best in bold (ties: each; none where every method ties)." if bold else "")
+    if not bold:
+        return text
+    text += " Best in bold (ties: each; none where every method ties)."
+    if any(r.get("protocol") == "paper-selection" for r in rows):
+        text += " Runs selected on the test set do not compete for bold."
+    return text
 
 
 def main_table(rows: list[Row], metric: str) -> Table:
@@ -64,7 +72,8 @@ def main_table(rows: list[Row], metric: str) -> Table:
     note = _seeds_note(rows) + " Mean = mean over the categories, per seed."
     if any(means.get((lab, "mean")) and means[(lab, "mean")].partial for lab in labels):
         note += " * = mean over fewer categories than shown (some runs missing or undefined)."
-    return Table(metric, MAIN_METRICS[metric], ["Method", *cats, "Mean"], body, _bold_best(grid, "column"), note)
+    bold = _bold_best(grid, "column", labels)
+    return Table(metric, MAIN_METRICS[metric], ["Method", *cats, "Mean"], body, bold, note)
 
 
 def defect_table(rows: list[Row], metric: str) -> Table:
@@ -75,7 +84,7 @@ def defect_table(rows: list[Row], metric: str) -> Table:
     per = cells(rows, metric, lambda r: f"{r['category']}/{r['subset']}")
     grid = [[per.get((lab, f"{c}/{t}")) for lab in labels] for c, t in keys]
     body = [[f"{c} / {t}", defect_group(c, t)] + [fmt_cell(x) for x in line] for (c, t), line in zip(keys, grid)]
-    bold = {(i, j + 1) for i, j in _bold_best(grid, "row")}  # shifted past the group column
+    bold = {(i, j + 1) for i, j in _bold_best(grid, "row", labels)}  # shifted past the group column
     note = _seeds_note(rows) + " Each defect type's images against its category's good images."
     return Table(f"defect_{metric}", f"Per defect type: {MAIN_METRICS[metric]}", ["Defect type", "Group", *labels],
                  body, bold, note)
@@ -93,7 +102,7 @@ def group_table(rows: list[Row]) -> Table:
     note = (_seeds_note(rows) + " A group's defects against the good images of the same category, averaged over "
             "the categories that have that group (surface: cracks, breaks, weld beading/pits, foreign bodies; "
             "logical: missing or loose parts).")
-    return Table("groups", "Surface vs logical anomalies", header, body, _bold_best(grid, "column"), note)
+    return Table("groups", "Surface vs logical anomalies", header, body, _bold_best(grid, "column", labels), note)
 
 
 def factor_table(rows: list[Row]) -> Table | None:
