@@ -50,14 +50,14 @@ SERVER_SECONDS = 20
 INLINE = ("miad --version", "miad methods --show NAME", "miad data check <root> --format miad",
           "miad data check <root>", "miad benchmark --report-only --out OUT", "miad COMMAND --help",
           "pip install .", "pip install '.[export,tensorboard,mlflow,cluster]'", "pip install 'miad[export]'",
-          "PYTHONPATH=src python -m miad.commands._argtable")
+          "PYTHONPATH=src python -m miad.argtable")
 INLINE_VALUES = {"NAME": "patchcore", "<root>": "/data/miad", "OUT": "runs/bench"}  # then STANDINS apply
 
 SKIPS = (  # (command prefix, why it cannot run here)
     ("make ", "the repository's Makefile (a checkout, not the wheel): `make demo` runs the tour's last command"),
     ("pip install", "an install by name or from a checkout; this script installs the wheel with every extra"),
-    ("PYTHONPATH=src python -m miad.commands._argtable", "a maintainer's command in a checkout "
-     "(tests/commands/test_argtable.py runs it)"),
+    ("PYTHONPATH=src python -m miad.argtable", "a maintainer's command in a checkout "
+     "(tests/test_argtable.py runs it)"),
     ("torchrun", "DistributedDataParallel over several GPUs (none here)"),
     ("tar xzf dtd", "needs the DTD archive, downloaded by hand; a stand-in texture folder replaces its images"),
     ("#!", "a SLURM batch script (sbatch); its miad line is the Benchmarking section's command"),

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from miad import argtable
 from miad.cli import build_parser
-from miad.commands import _argtable
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_command_reference_matches_the_parsers() -> None:
     text = README.read_text(encoding="utf-8")
-    expected = _argtable.replace_block(text, _argtable.argument_reference(build_parser()))
+    expected = argtable.replace_block(text, argtable.argument_reference(build_parser()))
     assert text == expected, (f"README.md's command reference differs from the argument parsers; run "
-                              f"`{_argtable.REGENERATE}` in the repository root and commit README.md")
+                              f"`{argtable.REGENERATE}` in the repository root and commit README.md")
 
 
 def _walk(parser: argparse.ArgumentParser, name: str):
@@ -31,7 +31,7 @@ def _walk(parser: argparse.ArgumentParser, name: str):
 def test_every_command_and_flag_has_a_row() -> None:
     """Independent of the generator's own walk: each leaf command gets a heading and each option a row."""
     parser = build_parser()
-    table = _argtable.argument_reference(parser)
+    table = argtable.argument_reference(parser)
     sections = {s.split("`", 2)[1]: s for s in table.split("### ")[1:]}
     for name, sub in _walk(parser, "miad"):
         options = [o for a in sub._actions for o in a.option_strings if o not in ("-h", "--help")]
@@ -52,7 +52,7 @@ def test_new_subcommands_and_nested_ones_appear_without_editing_the_generator() 
     clear = actions.add_parser("clear", help="delete cached data")
     clear.add_argument("--yes", action="store_true", help="do not ask | confirm")
     clear.add_argument("--keep", action="append", default=None, metavar="NAME", help="keep NAME (%(default)s)")
-    table = _argtable.argument_reference(parser)
+    table = argtable.argument_reference(parser)
     assert "### `miad cache clear`\n\nDelete cached data." in table
     assert "| `--yes` | `off` | do not ask \\| confirm |" in table
     assert "| `--keep NAME` |  | keep NAME (None) (repeatable) |" in table
@@ -61,4 +61,4 @@ def test_new_subcommands_and_nested_ones_appear_without_editing_the_generator() 
 
 def test_a_readme_without_the_markers_is_refused_with_the_fix() -> None:
     with pytest.raises(SystemExit, match="lacks the marker lines"):
-        _argtable.replace_block("# no markers\n", "table")
+        argtable.replace_block("# no markers\n", "table")
