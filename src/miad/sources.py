@@ -26,6 +26,10 @@ PATCHCORE = "amazon-science/patchcore-inspection @ fcaa92f"
 FASTFLOW = "gathierry/FastFlow @ 2cf1f2f"
 DRAEM = "VitjanZ/DRAEM @ 2dbf673"
 UNIAD = "zhiyuanyou/UniAD @ a5b9d9d"
+# anomalib's pre-processing, shared by the two methods MIAD ran through it (Reverse Distillation, PatchCore)
+ANOMALIB_NORMALIZE = f"{ANOMALIB} anomalib/pre_processing/pre_process.py: A.Normalize (ImageNet mean/std)"
+ANOMALIB_RESIZE = (f"{ANOMALIB} anomalib/data/utils/image.py: read_image with cv2.imread (full decode); "
+                   "anomalib/pre_processing/pre_process.py: albumentations A.Resize (cv2 INTER_LINEAR, no antialias)")
 PINS = (ANOMALIB, RD4AD, PATCHCORE, FASTFLOW, DRAEM, UNIAD)
 
 # One cited claim: an appendix section, a pinned file (repo @ ref path), or miad's own choice.

@@ -31,7 +31,16 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.patchcore.knn import k_nearest, levelwise_pays, nearest_neighbor, nearest_neighbor_levels
-from miad.sources import ANOMALIB, HOLDOUT, PATCHCORE, SEED, THRESHOLD, cited_preset
+from miad.sources import (
+    ANOMALIB,
+    ANOMALIB_NORMALIZE,
+    ANOMALIB_RESIZE,
+    HOLDOUT,
+    PATCHCORE,
+    SEED,
+    THRESHOLD,
+    cited_preset,
+)
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 CORESET_MODES = ("auto", "global", "chunked")
@@ -114,10 +123,8 @@ _NO_TRAINING = f"miad: unused, PatchCore has no gradient training ({_PC}/config.
 # The paper preset: every field with its source (A.2.2, else anomalib v0.3.7's defaults as A.2.2 says).
 PAPER, PAPER_SOURCES = cited_preset(PatchCoreConfig, {
     "image_size": (224, "MIAD A.2.2: training and testing images zoomed to 224x224, no data augmentation"),
-    "normalize": ("imagenet", f"{ANOMALIB} anomalib/pre_processing/pre_process.py: A.Normalize (ImageNet "
-                  "mean/std)"),
-    "resize": ("opencv", f"{ANOMALIB} anomalib/data/utils/image.py: read_image with cv2.imread (full decode); "
-               "anomalib/pre_processing/pre_process.py: albumentations A.Resize (cv2 INTER_LINEAR, no antialias)"),
+    "normalize": ("imagenet", ANOMALIB_NORMALIZE),
+    "resize": ("opencv", ANOMALIB_RESIZE),
     "max_train_images": (2000, "MIAD A.2.2: 2,000 randomly sampled training images (GPU memory); "
                          "--set max_train_images=null lifts it"),
     "holdout_fraction": (0.1, HOLDOUT),

@@ -55,7 +55,17 @@ from miad import ops
 from miad.backbones import FeatureExtractor
 from miad.config import BaseConfig, _check
 from miad.methods.reverse_distillation.blocks import conv_bn_relu_down, init_like_resnet, stage
-from miad.sources import ALL_IMAGES, ANOMALIB, HOLDOUT, RD4AD, SEED, THRESHOLD, cited_preset
+from miad.sources import (
+    ALL_IMAGES,
+    ANOMALIB,
+    ANOMALIB_NORMALIZE,
+    ANOMALIB_RESIZE,
+    HOLDOUT,
+    RD4AD,
+    SEED,
+    THRESHOLD,
+    cited_preset,
+)
 
 LOSS_MODES = ("flattened", "per_pixel")
 MAP_MODES = ("add", "multiply")
@@ -120,10 +130,8 @@ _RD_ORIGINAL = f"{RD4AD} main.py"
 # The paper preset: every field with its source (A.2.1, else anomalib v0.3.7's defaults as A.2.1 says).
 PAPER, PAPER_SOURCES = cited_preset(ReverseDistillationConfig, {
     "image_size": (256, "MIAD A.2.1: training and testing images zoomed to 256x256, no data augmentation"),
-    "normalize": ("imagenet", f"{ANOMALIB} anomalib/pre_processing/pre_process.py: A.Normalize (ImageNet "
-                  "mean/std)"),
-    "resize": ("opencv", f"{ANOMALIB} anomalib/data/utils/image.py: read_image with cv2.imread (full decode); "
-               "anomalib/pre_processing/pre_process.py: albumentations A.Resize (cv2 INTER_LINEAR, no antialias)"),
+    "normalize": ("imagenet", ANOMALIB_NORMALIZE),
+    "resize": ("opencv", ANOMALIB_RESIZE),
     "max_train_images": (None, ALL_IMAGES),
     "holdout_fraction": (0.1, HOLDOUT),
     "threshold_quantile": (0.99, THRESHOLD),
